@@ -1,0 +1,417 @@
+"""Load `config/`: every file validated, every cross-reference checked, every error reported."""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ValidationError
+
+from hotline.config import schema
+from hotline.config.errors import ConfigError, ConfigInvalid
+from hotline.config.yaml_source import YamlDocument, YamlSyntaxError, read_yaml
+from ivr.model import (
+    Dialogue,
+    IvrPlan,
+    Language,
+    Menu,
+    MenuOption,
+    OptionTarget,
+    Prompts,
+    QueueSettings,
+    RecordSettings,
+    ToDescribe,
+    ToGeneralDesk,
+    ToMenu,
+    ToSpecialty,
+)
+from routing.hours import BusinessHours, Window
+from routing.queue_router import QueueRouter
+from routing.specialty import VOICEMAIL, Specialty
+from routing.tiers import TierRules
+
+FILES: dict[str, tuple[str, type[BaseModel]]] = {
+    "line": ("line.yaml", schema.LineFile),
+    "prompts": ("prompts.yaml", schema.PromptsFile),
+    "specialties": ("specialties.yaml", schema.SpecialtiesFile),
+    "menus": ("menus.yaml", schema.MenusFile),
+    "tiers": ("tiers.yaml", schema.TiersFile),
+}
+MAX_DEPTH_WARNING = 3
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    plan: IvrPlan
+    directory: Path
+    digest: str  # changes whenever any file changes: tells a reload what it loaded
+    warnings: tuple[str, ...]
+
+
+def load_config(directory: Path) -> LoadedConfig:
+    """Load and validate the whole directory, or raise ConfigInvalid listing every problem."""
+    errors: list[ConfigError] = []
+    docs: dict[str, YamlDocument] = {}
+    models: dict[str, BaseModel] = {}
+    digest = hashlib.sha256()
+    for part, (filename, model) in FILES.items():
+        path = directory / filename
+        if not path.is_file():
+            errors.append(ConfigError(str(path), None, "", "file is missing"))
+            continue
+        digest.update(path.read_bytes())
+        try:
+            doc = read_yaml(path)
+        except YamlSyntaxError as exc:
+            errors.append(ConfigError(str(path), exc.line, "", f"not valid YAML: {exc.message}"))
+            continue
+        docs[part] = doc
+        validated = _validate(doc, model, errors)
+        if validated is not None:
+            models[part] = validated
+    if errors:
+        raise ConfigInvalid(errors)
+    line = _as(models["line"], schema.LineFile)
+    prompts = _as(models["prompts"], schema.PromptsFile)
+    specialties = _as(models["specialties"], schema.SpecialtiesFile)
+    menus = _as(models["menus"], schema.MenusFile)
+    tiers = _as(models["tiers"], schema.TiersFile)
+    checker = _CrossCheck(docs, errors)
+    checker.run(line, prompts, specialties, menus)
+    if errors:
+        raise ConfigInvalid(errors)
+    plan = _build(line, prompts, specialties, menus, tiers)
+    return LoadedConfig(plan, directory, digest.hexdigest()[:16], tuple(_warnings(plan)))
+
+
+def _as(model: BaseModel, kind: type[M]) -> M:
+    assert isinstance(model, kind)
+    return model
+
+
+def _validate(doc: YamlDocument, model: type[M], errors: list[ConfigError]) -> M | None:
+    try:
+        return model.model_validate(doc.data if doc.data is not None else {})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            errors.append(ConfigError(str(doc.path), doc.line_of(loc), _dotted(loc), _message(err)))
+        return None
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown field (check the spelling; see the config reference in the README)"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return str(err["msg"])
+
+
+class _CrossCheck:
+    """References between files, languages in every text, placeholders in every prompt."""
+
+    def __init__(self, docs: Mapping[str, YamlDocument], errors: list[ConfigError]) -> None:
+        self._docs = docs
+        self._errors = errors
+
+    def error(self, part: str, loc: tuple[str | int, ...], message: str) -> None:
+        doc = self._docs[part]
+        self._errors.append(ConfigError(str(doc.path), doc.line_of(loc), _dotted(loc), message))
+
+    def run(
+        self,
+        line: schema.LineFile,
+        prompts: schema.PromptsFile,
+        specialties: schema.SpecialtiesFile,
+        menus: schema.MenusFile,
+    ) -> None:
+        langs = [lang.code for lang in line.languages]
+        if len(set(langs)) != len(langs):
+            self.error("line", ("languages",), "a language code is listed twice")
+        try:
+            ZoneInfo(line.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error("line", ("timezone",), f"unknown time zone {line.timezone!r}")
+        seen_dates: set[object] = set()
+        for i, override in enumerate(line.hours.overrides):
+            if override.date in seen_dates:
+                self.error("line", ("hours", "overrides", i, "date"), "this date is listed twice")
+            seen_dates.add(override.date)
+        self._prompts(prompts, langs)
+        self._specialties(specialties, langs)
+        self._menus(menus, specialties, langs, line.dialogue.switch_key)
+
+    def _text(
+        self, part: str, loc: tuple[str | int, ...], text: Mapping[str, str], langs: list[str]
+    ) -> None:
+        for lang in langs:
+            if lang not in text:
+                self.error(part, loc, f"no text in language {lang!r}")
+        for lang in text:
+            if lang not in langs:
+                self.error(part, (*loc, lang), f"language {lang!r} is not in line.yaml languages")
+
+    def _prompts(self, prompts: schema.PromptsFile, langs: list[str]) -> None:
+        for name in schema.PromptsFile.model_fields:
+            if name == "key_names":
+                continue
+            text: dict[str, str] = getattr(prompts, name)
+            self._text("prompts", (name,), text, langs)
+            allowed = schema.PLACEHOLDERS.get(name, frozenset())
+            for lang, phrase in text.items():
+                try:
+                    used = {f for _, f, _, _ in string.Formatter().parse(phrase) if f is not None}
+                except ValueError as exc:
+                    self.error("prompts", (name, lang), f"bad braces: {exc}")
+                    continue
+                unknown = used - allowed
+                if unknown:
+                    allowed_list = ", ".join(sorted(allowed)) or "none"
+                    self.error(
+                        "prompts",
+                        (name, lang),
+                        f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed_list}",
+                    )
+        for key, text in prompts.key_names.items():
+            self._text("prompts", ("key_names", key), text, langs)
+
+    def _specialties(self, file: schema.SpecialtiesFile, langs: list[str]) -> None:
+        if file.general_desk not in file.specialties:
+            self.error("specialties", ("general_desk",), f"unknown specialty {file.general_desk!r}")
+        for dept_id, text in file.departments.items():
+            self._text("specialties", ("departments", dept_id), text, langs)
+        queues: dict[str, str] = {}
+        for spec_id, spec in file.specialties.items():
+            here: tuple[str, ...] = ("specialties", spec_id)
+            self._text("specialties", (*here, "name"), spec.name, langs)
+            if spec.department not in file.departments:
+                self.error(
+                    "specialties", (*here, "department"), f"unknown department {spec.department!r}"
+                )
+            overflow = spec.queue.overflow
+            if overflow != VOICEMAIL and overflow not in file.specialties:
+                self.error(
+                    "specialties",
+                    (*here, "queue", "overflow"),
+                    f"unknown specialty {overflow!r} (or use 'voicemail')",
+                )
+            if overflow == spec_id:
+                self.error(
+                    "specialties",
+                    (*here, "queue", "overflow"),
+                    "a queue cannot overflow into itself",
+                )
+            name = spec.queue.name or _queue_name(spec_id)
+            if name in queues:
+                self.error(
+                    "specialties",
+                    (*here, "queue", "name"),
+                    f"queue {name!r} is already used by {queues[name]!r}",
+                )
+            queues[name] = spec_id
+
+    def _menus(
+        self,
+        file: schema.MenusFile,
+        specialties: schema.SpecialtiesFile,
+        langs: list[str],
+        switch_key: str,
+    ) -> None:
+        if file.root not in file.menus:
+            self.error("menus", ("root",), f"unknown menu {file.root!r}")
+            return
+        parents: dict[str, str] = {}
+        for menu_id, menu in file.menus.items():
+            here: tuple[str, ...] = ("menus", menu_id)
+            self._text("menus", (*here, "title"), menu.title, langs)
+            self._text("menus", (*here, "prompt"), menu.prompt, langs)
+            for key, option in menu.options.items():
+                at = (*here, "options", key)
+                if option.label is not None:
+                    self._text("menus", (*at, "label"), option.label, langs)
+                if menu_id == file.root and key == switch_key:
+                    self.error(
+                        "menus",
+                        at,
+                        f"key {key} switches the language on the root menu "
+                        "(line.yaml dialogue.switch_key); choose another key",
+                    )
+                if option.menu is not None:
+                    if option.menu not in file.menus:
+                        self.error("menus", (*at, "menu"), f"unknown menu {option.menu!r}")
+                    elif option.menu == file.root:
+                        self.error(
+                            "menus",
+                            (*at, "menu"),
+                            "the root menu cannot be a submenu (use # to go back)",
+                        )
+                    elif option.menu in parents:
+                        self.error(
+                            "menus",
+                            (*at, "menu"),
+                            f"menu {option.menu!r} is already reached from "
+                            f"{parents[option.menu]!r}; a menu has one parent",
+                        )
+                    else:
+                        parents[option.menu] = menu_id
+                if option.specialty is not None and option.specialty not in specialties.specialties:
+                    self.error(
+                        "menus", (*at, "specialty"), f"unknown specialty {option.specialty!r}"
+                    )
+        reachable = _reachable(file.root, parents)
+        for menu_id in file.menus:
+            if menu_id not in reachable:
+                self.error("menus", ("menus", menu_id), "no key leads to this menu from the root")
+
+
+def _reachable(root: str, parents: Mapping[str, str]) -> set[str]:
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for child, parent in parents.items():
+            if parent in found and child not in found:
+                found.add(child)
+                changed = True
+    return found
+
+
+def _queue_name(specialty_id: str) -> str:
+    return f"desk-{specialty_id}"
+
+
+def _build(
+    line: schema.LineFile,
+    prompts: schema.PromptsFile,
+    specialties: schema.SpecialtiesFile,
+    menus: schema.MenusFile,
+    tiers: schema.TiersFile,
+) -> IvrPlan:
+    zone = ZoneInfo(line.timezone)
+    overrides = {
+        o.date: None if o.closed else Window(o.open, o.close)  # type: ignore[arg-type]
+        for o in line.hours.overrides
+    }
+    hours = BusinessHours(
+        zone=zone,
+        daily=Window(line.hours.open, line.hours.close),
+        overrides=overrides,
+        emergency_closed=line.hours.emergency_closed,
+    )
+    desks = {
+        spec_id: Specialty(
+            id=spec_id,
+            name=dict(spec.name),
+            department=spec.department,
+            queue=spec.queue.name or _queue_name(spec_id),
+            queue_size=spec.queue.size,
+            overflow=spec.queue.overflow,
+            tier_overrides=dict(spec.tiers),
+        )
+        for spec_id, spec in specialties.specialties.items()
+    }
+    parents = {
+        option.menu: menu_id
+        for menu_id, menu in menus.menus.items()
+        for option in menu.options.values()
+        if option.menu is not None
+    }
+    built_menus = {
+        menu_id: Menu(
+            id=menu_id,
+            title=dict(menu.title),
+            prompt=dict(menu.prompt),
+            options={
+                key: MenuOption(key, _target(option), dict(option.label) if option.label else None)
+                for key, option in menu.options.items()
+            },
+            parent=parents.get(menu_id),
+        )
+        for menu_id, menu in menus.menus.items()
+    }
+    prompt_texts = {
+        name: dict(getattr(prompts, name))
+        for name in schema.PromptsFile.model_fields
+        if name != "key_names"
+    }
+    d = line.dialogue
+    return IvrPlan(
+        languages=tuple(
+            Language(lg.code, lg.name, lg.say_language, lg.voice) for lg in line.languages
+        ),
+        root=menus.root,
+        menus=built_menus,
+        specialties=desks,
+        general_desk=specialties.general_desk,
+        hours=hours,
+        tiers=TierRules(dict(tiers.defaults)),
+        prompts=Prompts(
+            **prompt_texts, key_names={k: dict(v) for k, v in prompts.key_names.items()}
+        ),
+        dialogue=Dialogue(
+            max_tries=d.max_tries,
+            gather_timeout_s=d.gather_timeout_s,
+            switch_key=d.switch_key,
+            describe=RecordSettings(
+                d.describe.max_length_s, d.describe.timeout_s, d.describe.finish_on_key
+            ),
+            voicemail=RecordSettings(
+                d.voicemail.max_length_s, d.voicemail.timeout_s, d.voicemail.finish_on_key
+            ),
+            queue=QueueSettings(
+                d.queue.hold_music_url, d.queue.hold_pause_s, d.queue.offer_voicemail_every
+            ),
+        ),
+        router=QueueRouter(desks),
+    )
+
+
+def _target(option: schema.OptionSpec) -> OptionTarget:
+    if option.menu is not None:
+        return ToMenu(option.menu)
+    if option.specialty is not None:
+        return ToSpecialty(option.specialty)
+    if option.describe:
+        return ToDescribe()
+    return ToGeneralDesk()
+
+
+def key_depths(plan: IvrPlan) -> dict[str, int]:
+    """The fewest key presses from the root that reach each specialty."""
+    depths: dict[str, int] = {plan.general_desk: 1}  # 0 reaches the general desk anywhere
+    frontier = [(plan.root, 0)]
+    while frontier:
+        menu_id, depth = frontier.pop()
+        for option in plan.menus[menu_id].options.values():
+            match option.target:
+                case ToMenu(menu=child):
+                    frontier.append((child, depth + 1))
+                case ToSpecialty(specialty=spec):
+                    depths[spec] = min(depths.get(spec, depth + 1), depth + 1)
+    return depths
+
+
+def _warnings(plan: IvrPlan) -> list[str]:
+    depths = key_depths(plan)
+    warnings = [
+        f"specialty {spec!r} cannot be reached by keys (only by speech or overflow)"
+        for spec in plan.specialties
+        if spec not in depths
+    ]
+    warnings += [
+        f"specialty {spec!r} needs {depth} key presses (more than {MAX_DEPTH_WARNING})"
+        for spec, depth in sorted(depths.items())
+        if depth > MAX_DEPTH_WARNING
+    ]
+    return warnings

@@ -1,0 +1,224 @@
+"""The shape of every file in `config/`, as pydantic models (unknown fields are errors)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from routing.tiers import AppealType, FeedbackTier
+
+Id = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,47}$")]
+Key = Annotated[str, Field(pattern=r"^[1-9]$")]
+Text = dict[str, Annotated[str, Field(min_length=1, max_length=600)]]
+
+_CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _clock(value: object) -> object:
+    """ "06:00" or "24:00"; YAML may hand us an int of minutes for an unquoted 6:00."""
+    if isinstance(value, int):
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, str):
+        match = _CLOCK.match(value)
+        if not match or (match.group(1) == "24" and match.group(2) != "00"):
+            raise ValueError(f"expected a time HH:MM from 00:00 to 24:00, got {value!r}")
+        hours, minutes = int(match.group(1)), int(match.group(2))
+        return time(0, 0) if hours == 24 else time(hours, minutes)
+    return value
+
+
+class Window(Strict):
+    open: time
+    close: time
+
+    _open = field_validator("open", mode="before")(_clock)
+    _close = field_validator("close", mode="before")(_clock)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.close != time(0, 0) and self.close <= self.open:
+            raise ValueError("close must be after open (24:00 means midnight)")
+        return self
+
+
+class DayOverride(Strict):
+    date: date
+    closed: bool = False
+    open: time | None = None
+    close: time | None = None
+    reason: str | None = None
+
+    _open = field_validator("open", mode="before")(_clock)
+    _close = field_validator("close", mode="before")(_clock)
+
+    @model_validator(mode="after")
+    def _either(self) -> DayOverride:
+        if self.closed == (self.open is not None or self.close is not None):
+            raise ValueError("give either closed: true or both open and close")
+        if not self.closed and (self.open is None or self.close is None):
+            raise ValueError("give both open and close")
+        return self
+
+
+class Hours(Strict):
+    open: time
+    close: time
+    emergency_closed: bool = False
+    overrides: list[DayOverride] = []
+
+    _open = field_validator("open", mode="before")(_clock)
+    _close = field_validator("close", mode="before")(_clock)
+
+
+class LanguageSpec(Strict):
+    code: Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
+    name: str
+    say_language: str
+    voice: str | None = None
+
+
+class RecordSpec(Strict):
+    max_length_s: Annotated[int, Field(ge=1, le=3600)]
+    timeout_s: Annotated[int, Field(ge=1, le=60)]
+    finish_on_key: Annotated[str, Field(pattern=r"^[0-9*#]?$")] = "#"
+
+
+class QueueSpec(Strict):
+    hold_music_url: str | None = None
+    hold_pause_s: Annotated[int, Field(ge=1, le=120)] = 20
+    offer_voicemail_every: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class DialogueSpec(Strict):
+    max_tries: Annotated[int, Field(ge=1, le=10)] = 3
+    gather_timeout_s: Annotated[int, Field(ge=1, le=30)] = 6
+    switch_key: Annotated[str, Field(pattern=r"^[1-9]$")] = "9"
+    describe: RecordSpec
+    voicemail: RecordSpec
+    queue: QueueSpec = QueueSpec()
+
+
+class LineFile(Strict):
+    """line.yaml: when the line answers, in which languages, and how patiently."""
+
+    timezone: str
+    hours: Hours
+    languages: Annotated[list[LanguageSpec], Field(min_length=1)]
+    dialogue: DialogueSpec
+
+
+class PromptsFile(Strict):
+    """prompts.yaml: every sentence the caller hears, per language."""
+
+    greeting: Text
+    switch_offer: Text
+    option_line: Text
+    navigation_hint: Text
+    general_desk_hint: Text
+    describe_option: Text
+    no_input: Text
+    invalid: Text
+    too_many_tries: Text
+    connecting: Text
+    describe: Text
+    closed: Text
+    voicemail: Text
+    voicemail_thanks: Text
+    voicemail_empty: Text
+    queue_busy: Text
+    queue_next: Text
+    queue_position: Text
+    queue_estimate: Text
+    queue_offer_voicemail: Text
+    system_error: Text
+    key_names: dict[Literal["*", "#"], Text] = {}
+
+
+# The placeholders each prompt may use; anything else would fail on a live call.
+PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "switch_offer": frozenset({"key"}),
+    "option_line": frozenset({"label", "key"}),
+    "connecting": frozenset({"desk"}),
+    "closed": frozenset({"hours"}),
+    "queue_position": frozenset({"ahead"}),
+    "queue_estimate": frozenset({"minutes"}),
+    "queue_offer_voicemail": frozenset({"key"}),
+}
+
+
+class SpecialtyQueue(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    size: Annotated[int, Field(ge=1, le=1000)] = 30
+    overflow: str = "voicemail"
+
+
+class SpecialtySpec(Strict):
+    name: Text
+    department: Id
+    queue: SpecialtyQueue = SpecialtyQueue()
+    tiers: dict[AppealType, FeedbackTier] = {}
+
+
+class SpecialtiesFile(Strict):
+    """specialties.yaml: the desks, the departments that own their matters, their queues."""
+
+    general_desk: Id
+    departments: dict[Id, Text]
+    specialties: dict[Id, SpecialtySpec]
+
+
+class OptionSpec(Strict):
+    menu: Id | None = None
+    specialty: Id | None = None
+    describe: bool = False
+    general_desk: bool = False
+    label: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> OptionSpec:
+        chosen = [
+            self.menu is not None,
+            self.specialty is not None,
+            self.describe,
+            self.general_desk,
+        ]
+        if sum(chosen) != 1:
+            raise ValueError(
+                "an option needs exactly one of: menu, specialty, describe: true, "
+                "general_desk: true"
+            )
+        return self
+
+
+class MenuSpec(Strict):
+    title: Text
+    prompt: Text
+    options: Annotated[dict[Key, OptionSpec], Field(min_length=1)]
+
+
+class MenusFile(Strict):
+    """menus.yaml: the key menus, a tree from `root`."""
+
+    root: Id
+    menus: dict[Id, MenuSpec]
+
+
+class TiersFile(Strict):
+    """tiers.yaml: the feedback tier of each appeal type, unless a specialty overrides it."""
+
+    defaults: dict[AppealType, FeedbackTier]
+
+    @field_validator("defaults")
+    @classmethod
+    def _complete(cls, value: dict[AppealType, FeedbackTier]) -> dict[AppealType, FeedbackTier]:
+        missing = [a.value for a in AppealType if a not in value]
+        if missing:
+            raise ValueError(f"every appeal type needs a tier; missing: {', '.join(missing)}")
+        return value

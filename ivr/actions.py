@@ -1,0 +1,112 @@
+"""What the flow asks for: verbs the caller hears, and changes the ticket records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ivr.events import Recording
+from ivr.state import CallState
+from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
+from routing.tiers import FeedbackTier
+
+
+class Hook(StrEnum):
+    """The webhook a verb sends its result to; the edge maps each to a URL."""
+
+    MENU = "menu"
+    NO_INPUT = "no-input"
+    DESCRIBED = "described"
+    ROUTE = "route"
+    QUEUE_WAIT = "queue-wait"
+    QUEUE_KEY = "queue-key"
+    QUEUE_DONE = "queue-done"
+    VOICEMAIL = "voicemail"
+
+
+@dataclass(frozen=True)
+class Target:
+    hook: Hook
+    state: CallState
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class Play:
+    url: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: int
+
+
+Prompt = Say | Play | Pause
+
+
+@dataclass(frozen=True)
+class Gather:
+    prompt: tuple[Prompt, ...]
+    target: Target
+    timeout_s: int
+    num_digits: int = 1
+
+
+@dataclass(frozen=True)
+class Record:
+    target: Target
+    max_length_s: int
+    timeout_s: int
+    finish_on_key: str
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    queue: str
+    done: Target
+    wait: Target
+
+
+@dataclass(frozen=True)
+class Redirect:
+    target: Target
+
+
+@dataclass(frozen=True)
+class Leave:
+    pass
+
+
+@dataclass(frozen=True)
+class Hangup:
+    pass
+
+
+Verb = Say | Play | Pause | Gather | Record | Enqueue | Redirect | Leave | Hangup
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    """Fields to set on the call's ticket; None leaves a field as it is."""
+
+    note: str
+    status: TicketStatus | None = None
+    language: str | None = None
+    menu_path: tuple[str, ...] | None = None
+    specialty: str | None = None
+    department: str | None = None
+    tier: FeedbackTier | None = None
+    queue: str | None = None
+    channel: Channel | None = None
+    callback: bool | None = None
+    queue_result: QueueResult | None = None
+    wants_voicemail: bool | None = None
+    recording: tuple[RecordingKind, Recording] | None = None
+
+
+Action = Verb | TicketChange

@@ -1,0 +1,428 @@
+"""The call flow: `step(plan, state, event) -> (state, actions)`.
+
+Every webhook of a call is one step. The caller never dead-ends: every branch ends in a
+menu that listens, a queue, a recording or a goodbye, and whatever cannot be understood
+leads to the general desk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from ivr.actions import (
+    Action,
+    Enqueue,
+    Gather,
+    Hangup,
+    Hook,
+    Leave,
+    Pause,
+    Play,
+    Prompt,
+    Record,
+    Redirect,
+    Say,
+    Target,
+    TicketChange,
+)
+from ivr.events import (
+    CallStarted,
+    Event,
+    KeyPressed,
+    NoInput,
+    QueueKeyPressed,
+    QueueLeft,
+    QueueWaiting,
+    Recorded,
+    RoutingRequested,
+)
+from ivr.model import (
+    IvrPlan,
+    Menu,
+    MenuOption,
+    RecordSettings,
+    Text,
+    ToDescribe,
+    ToGeneralDesk,
+    ToMenu,
+    ToSpecialty,
+)
+from ivr.state import CallState
+from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
+from routing.tiers import AppealType
+
+Step = tuple[CallState, tuple[Action, ...]]
+
+VOICEMAIL_KEY = "1"
+
+
+def initial_state(plan: IvrPlan) -> CallState:
+    return CallState(lang=plan.default_language, node=plan.root)
+
+
+def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
+    state = _sanitised(plan, state)
+    match event:
+        case CallStarted(at=at):
+            return _start(plan, initial_state(plan), at)
+        case KeyPressed(digits=digits):
+            return _key(plan, state, digits)
+        case NoInput():
+            return _retry(plan, state, plan.prompts.no_input)
+        case Recorded(kind=RecordingKind.VOICEMAIL, recording=recording):
+            return _voicemail_left(plan, state, event)
+        case Recorded(kind=RecordingKind.DESCRIPTION, recording=recording):
+            kept = TicketChange(note="description recorded", recording=(event.kind, recording))
+            next_state, actions = _connect(plan, state, plan.general_desk)
+            return next_state, (kept, *actions)
+        case RoutingRequested(waiting=waiting):
+            return _join_queue(plan, state, waiting)
+        case QueueWaiting(position=position, avg_wait_s=avg):
+            return _wait(plan, state, position, avg)
+        case QueueKeyPressed(digits=digits):
+            return _queue_key(plan, state, digits)
+        case QueueLeft(result=result, wants_voicemail=wants):
+            return _left_queue(plan, state, result, wants)
+    raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover - exhaustive match
+
+
+def rescue(plan: IvrPlan, state: CallState) -> Step:
+    """Where a call goes when something broke: straight into the general desk's queue."""
+    state = _sanitised(plan, state)
+    general = plan.specialties[plan.general_desk]
+    joined = replace(state, desk=general.id, queue=general.queue, loop=0)
+    return joined, (
+        _say(plan, state.lang, plan.prompts.system_error),
+        Enqueue(
+            general.queue,
+            done=Target(Hook.QUEUE_DONE, joined),
+            wait=Target(Hook.QUEUE_WAIT, joined),
+        ),
+    )
+
+
+def _sanitised(plan: IvrPlan, state: CallState) -> CallState:
+    """A state from an older config or a mangled URL still leads somewhere real."""
+    if state.lang not in plan.language_codes():
+        state = replace(state, lang=plan.default_language)
+    if state.desk is not None and state.desk not in plan.specialties:
+        state = replace(state, desk=plan.general_desk)
+    return state
+
+
+def _say(plan: IvrPlan, lang: str, text: Text, **values: object) -> Say:
+    return Say(text[lang].format(**values), lang)
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+
+def _start(plan: IvrPlan, state: CallState, at: datetime) -> Step:
+    if not plan.hours.is_open(at):
+        return _closed(plan, state, at)
+    greeting = _say(plan, state.lang, plan.prompts.greeting)
+    return state, (
+        TicketChange(note="call answered", language=state.lang),
+        *_menu(plan, state, (greeting,)),
+    )
+
+
+def _closed(plan: IvrPlan, state: CallState, at: datetime) -> Step:
+    window = plan.hours.window_on(at.astimezone(plan.hours.zone).date()) or plan.hours.daily
+    hours = window.describe()
+    # Nobody has chosen a language yet: the closed message is said in every language.
+    notices = tuple(
+        _say(plan, code, plan.prompts.closed, hours=hours) for code in plan.language_codes()
+    )
+    change = TicketChange(
+        note="line closed: voicemail",
+        status=TicketStatus.VOICEMAIL,
+        channel=Channel.VOICEMAIL,
+        callback=True,
+    )
+    return state, (change, *notices, *_record_voicemail(plan, state))
+
+
+# -- menus -----------------------------------------------------------------------------------
+
+
+def _menu(plan: IvrPlan, state: CallState, preface: tuple[Prompt, ...] = ()) -> tuple[Action, ...]:
+    menu = plan.menus[state.node]
+    lang = state.lang
+    lines = [menu.prompt[lang]]
+    for key in sorted(menu.options):
+        option = menu.options[key]
+        label = _label(plan, option, lang)
+        lines.append(
+            plan.prompts.option_line[lang].format(label=label, key=_key_name(plan, key, lang))
+        )
+    lines.append(plan.prompts.general_desk_hint[lang])
+    if menu.parent is not None:
+        lines.append(plan.prompts.navigation_hint[lang])
+    prompt: list[Prompt] = [*preface, Say(" ".join(lines), lang)]
+    if menu.id == plan.root:
+        prompt.extend(
+            Say(plan.prompts.switch_offer[other].format(key=plan.dialogue.switch_key), other)
+            for other in plan.language_codes()
+            if other != lang
+        )
+    return (
+        Gather(tuple(prompt), Target(Hook.MENU, state), plan.dialogue.gather_timeout_s),
+        # Twilio runs the next verb when the caller presses nothing.
+        Redirect(Target(Hook.NO_INPUT, state)),
+    )
+
+
+def _label(plan: IvrPlan, option: MenuOption, lang: str) -> str:
+    if option.label is not None:
+        return option.label[lang]
+    match option.target:
+        case ToMenu(menu=menu_id):
+            return plan.menus[menu_id].title[lang]
+        case ToSpecialty(specialty=specialty_id):
+            return plan.specialties[specialty_id].display_name(lang)
+        case ToDescribe():
+            return plan.prompts.describe_option[lang]
+        case ToGeneralDesk():
+            return plan.specialties[plan.general_desk].display_name(lang)
+
+
+def _key_name(plan: IvrPlan, key: str, lang: str) -> str:
+    names = plan.prompts.key_names.get(key)
+    return names[lang] if names else key
+
+
+def _key(plan: IvrPlan, state: CallState, digits: str) -> Step:
+    menu = plan.menus.get(state.node)
+    if menu is None:
+        # The menu was removed by a config change while this call was in it.
+        restart = replace(state, node=plan.root, tries=0)
+        return restart, _menu(plan, restart, (_say(plan, state.lang, plan.prompts.invalid),))
+    key = digits.strip()
+    if key == "":
+        return _retry(plan, state, plan.prompts.no_input)
+    if len(key) != 1:
+        return _retry(plan, state, plan.prompts.invalid)
+    if key == "0":
+        return _connect(plan, _moved(state, menu, key), plan.general_desk)
+    if key == "*":
+        return state, _menu(plan, state)
+    if key == "#":
+        back = replace(state, node=menu.parent or menu.id, tries=0)
+        return back, _menu(plan, back)
+    option = menu.options.get(key)
+    if option is None and key == plan.dialogue.switch_key and menu.id == plan.root:
+        return _switch_language(plan, state)
+    if option is None:
+        return _retry(plan, state, plan.prompts.invalid)
+    moved = _moved(state, menu, key)
+    match option.target:
+        case ToMenu(menu=menu_id):
+            inside = replace(moved, node=menu_id)
+            return inside, _menu(plan, inside)
+        case ToSpecialty(specialty=specialty_id):
+            return _connect(plan, moved, specialty_id)
+        case ToGeneralDesk():
+            return _connect(plan, moved, plan.general_desk)
+        case ToDescribe():
+            return _describe(plan, moved)
+
+
+def _moved(state: CallState, menu: Menu, key: str) -> CallState:
+    return replace(state, tries=0, path=(*state.path, f"{menu.id}:{key}"))
+
+
+def _switch_language(plan: IvrPlan, state: CallState) -> Step:
+    codes = plan.language_codes()
+    switched = replace(state, lang=codes[(codes.index(state.lang) + 1) % len(codes)], tries=0)
+    change = TicketChange(note=f"language {switched.lang}", language=switched.lang)
+    return switched, (change, *_menu(plan, switched))
+
+
+def _retry(plan: IvrPlan, state: CallState, sorry: Text) -> Step:
+    if state.node not in plan.menus:
+        state = replace(state, node=plan.root, tries=0)
+    tries = state.tries + 1
+    if tries >= plan.dialogue.max_tries:
+        gave_up = replace(state, tries=0)
+        _, connect = _connect(plan, gave_up, plan.general_desk)
+        return replace(gave_up, desk=plan.general_desk), (
+            _say(plan, state.lang, sorry),
+            _say(plan, state.lang, plan.prompts.too_many_tries),
+            *connect,
+        )
+    again = replace(state, tries=tries)
+    return again, _menu(plan, again, (_say(plan, state.lang, sorry),))
+
+
+def _describe(plan: IvrPlan, state: CallState) -> Step:
+    settings = plan.dialogue.describe
+    return state, (
+        _say(plan, state.lang, plan.prompts.describe),
+        _record(Target(Hook.DESCRIBED, state), settings),
+        # An empty recording does not call the action: Twilio runs the next verb.
+        Redirect(Target(Hook.NO_INPUT, state)),
+    )
+
+
+def _record(target: Target, settings: RecordSettings) -> Record:
+    return Record(target, settings.max_length_s, settings.timeout_s, settings.finish_on_key)
+
+
+# -- queues ----------------------------------------------------------------------------------
+
+
+def _connect(plan: IvrPlan, state: CallState, specialty_id: str) -> Step:
+    specialty = plan.specialties[specialty_id]
+    routed = replace(state, desk=specialty.id, queue=None, loop=0)
+    change = TicketChange(
+        note=f"routed to {specialty.id}",
+        status=TicketStatus.ROUTED,
+        menu_path=state.path,
+        specialty=specialty.id,
+        department=specialty.department,
+        tier=plan.tiers.tier_for(AppealType.UNKNOWN, specialty.tier_overrides),
+    )
+    desk = specialty.display_name(state.lang)
+    return routed, (
+        change,
+        _say(plan, state.lang, plan.prompts.connecting, desk=desk),
+        Redirect(Target(Hook.ROUTE, routed)),
+    )
+
+
+def _join_queue(plan: IvrPlan, state: CallState, waiting: Mapping[str, int]) -> Step:
+    desk = state.desk or plan.general_desk
+    placement = plan.router.place(desk, waiting, frozenset(state.full))
+    if placement.queue is None:
+        return _to_voicemail(plan, state, plan.prompts.queue_busy, note=f"{desk}: all queues full")
+    joined = replace(state, queue=placement.queue, loop=0)
+    note = f"queued in {placement.queue}"
+    if placement.specialty != desk:
+        note += f" (overflow from {desk})"
+    change = TicketChange(note=note, status=TicketStatus.IN_QUEUE, queue=placement.queue)
+    return joined, (
+        change,
+        Enqueue(
+            placement.queue,
+            done=Target(Hook.QUEUE_DONE, joined),
+            wait=Target(Hook.QUEUE_WAIT, joined),
+        ),
+    )
+
+
+def _wait(plan: IvrPlan, state: CallState, position: int, avg_wait_s: int) -> Step:
+    lang = state.lang
+    settings = plan.dialogue.queue
+    said = [
+        _say(plan, lang, plan.prompts.queue_next)
+        if position <= 1
+        else _say(plan, lang, plan.prompts.queue_position, ahead=position - 1)
+    ]
+    if avg_wait_s > 0:
+        said.append(
+            _say(
+                plan, lang, plan.prompts.queue_estimate, minutes=max(1, math.ceil(avg_wait_s / 60))
+            )
+        )
+    hold: Prompt = (
+        Play(settings.hold_music_url) if settings.hold_music_url else Pause(settings.hold_pause_s)
+    )
+    actions: list[Action] = [*said, hold]
+    if (state.loop + 1) % settings.offer_voicemail_every == 0:
+        offer = _say(plan, lang, plan.prompts.queue_offer_voicemail, key=VOICEMAIL_KEY)
+        actions.append(
+            Gather((offer,), Target(Hook.QUEUE_KEY, state), plan.dialogue.gather_timeout_s)
+        )
+    after = replace(state, loop=state.loop + 1)
+    actions.append(Redirect(Target(Hook.QUEUE_WAIT, after)))
+    return after, tuple(actions)
+
+
+def _queue_key(plan: IvrPlan, state: CallState, digits: str) -> Step:
+    if digits.strip() == VOICEMAIL_KEY:
+        # <Leave> makes Twilio call the Enqueue action; the ticket remembers why.
+        return state, (
+            TicketChange(note="caller asked for a callback", wants_voicemail=True),
+            Leave(),
+        )
+    after = replace(state, loop=state.loop + 1)
+    return after, (Redirect(Target(Hook.QUEUE_WAIT, after)),)
+
+
+def _left_queue(
+    plan: IvrPlan, state: CallState, result: QueueResult, wants_voicemail: bool
+) -> Step:
+    queue = state.queue or ""
+    match result:
+        case QueueResult.BRIDGED:
+            return state, (
+                TicketChange(
+                    note=f"answered from {queue}", status=TicketStatus.ANSWERED, queue_result=result
+                ),
+                Hangup(),
+            )
+        case QueueResult.HANGUP:
+            return state, (
+                TicketChange(
+                    note=f"hung up in {queue}", status=TicketStatus.ABANDONED, queue_result=result
+                ),
+                Hangup(),
+            )
+        case QueueResult.QUEUE_FULL:
+            full = replace(state, full=(*state.full, queue) if queue else state.full, queue=None)
+            change = TicketChange(
+                note=f"{queue} full", status=TicketStatus.ROUTED, queue_result=result
+            )
+            return full, (change, Redirect(Target(Hook.ROUTE, full)))
+        case QueueResult.LEAVE if wants_voicemail:
+            return _to_voicemail(
+                plan, state, plan.prompts.voicemail, note="left queue for voicemail", result=result
+            )
+    # Anything else (an error, a redirect we did not ask for): the general desk, once.
+    general = plan.specialties[plan.general_desk]
+    if queue != general.queue:
+        moved, actions = _connect(plan, state, general.id)
+        return moved, (TicketChange(note=f"left {queue}: {result}", queue_result=result), *actions)
+    return _to_voicemail(
+        plan, state, plan.prompts.voicemail, note=f"left {queue}: {result}", result=result
+    )
+
+
+# -- voicemail -------------------------------------------------------------------------------
+
+
+def _to_voicemail(
+    plan: IvrPlan, state: CallState, prompt: Text, *, note: str, result: QueueResult | None = None
+) -> Step:
+    change = TicketChange(
+        note=note,
+        status=TicketStatus.VOICEMAIL,
+        channel=Channel.VOICEMAIL,
+        callback=True,
+        queue_result=result,
+    )
+    return state, (change, _say(plan, state.lang, prompt), *_record_voicemail(plan, state))
+
+
+def _record_voicemail(plan: IvrPlan, state: CallState) -> tuple[Action, ...]:
+    return (
+        _record(Target(Hook.VOICEMAIL, state), plan.dialogue.voicemail),
+        # Silence: Twilio skips the action and runs on; the callback is booked all the same.
+        _say(plan, state.lang, plan.prompts.voicemail_empty),
+        Hangup(),
+    )
+
+
+def _voicemail_left(plan: IvrPlan, state: CallState, event: Recorded) -> Step:
+    change = TicketChange(
+        note="voicemail recorded",
+        status=TicketStatus.VOICEMAIL,
+        channel=Channel.VOICEMAIL,
+        callback=True,
+        recording=(event.kind, event.recording),
+    )
+    return state, (change, _say(plan, state.lang, plan.prompts.voicemail_thanks), Hangup())

@@ -1,0 +1,74 @@
+"""Where a call is, carried in the signed URLs of its next webhook.
+
+No call state lives in a server process: every action URL carries the state that the next
+request needs, and Twilio's signature covers the URL, so any process can serve any webhook
+of a call and nobody can forge a state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MAX_PATH = 16
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_:.*#")
+
+
+@dataclass(frozen=True)
+class CallState:
+    lang: str
+    node: str
+    tries: int = 0
+    path: tuple[str, ...] = ()  # "menu:key" for every key that moved the call on
+    desk: str | None = None  # the specialty being connected
+    queue: str | None = None  # the queue joined
+    full: tuple[str, ...] = ()  # queues the carrier reported full during this call
+    loop: int = 0  # wait-music loops in the queue
+
+    def to_params(self) -> dict[str, str]:
+        params = {"lang": self.lang, "node": self.node}
+        if self.tries:
+            params["tries"] = str(self.tries)
+        if self.path:
+            params["path"] = ",".join(self.path)
+        if self.desk:
+            params["desk"] = self.desk
+        if self.queue:
+            params["queue"] = self.queue
+        if self.full:
+            params["full"] = ",".join(self.full)
+        if self.loop:
+            params["loop"] = str(self.loop)
+        return params
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str], *, lang: str, node: str) -> CallState:
+        """Read a state back; anything missing or malformed falls back to the defaults given."""
+        return cls(
+            lang=_word(params.get("lang")) or lang,
+            node=_word(params.get("node")) or node,
+            tries=_count(params.get("tries")),
+            path=_words(params.get("path"))[-MAX_PATH:],
+            desk=_word(params.get("desk")),
+            queue=_word(params.get("queue")),
+            full=_words(params.get("full")),
+            loop=_count(params.get("loop")),
+        )
+
+
+def _word(raw: str | None) -> str | None:
+    if not raw or len(raw) > 64 or not set(raw.lower()) <= _SAFE:
+        return None
+    return raw
+
+
+def _words(raw: str | None) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    return tuple(w for w in (_word(part) for part in raw.split(",")[:MAX_PATH]) if w)
+
+
+def _count(raw: str | None) -> int:
+    if raw is None or not raw.isdigit() or len(raw) > 4:
+        return 0
+    return int(raw)
