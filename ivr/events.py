@@ -38,6 +38,13 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class RecordingMissing:
+    """A recording webhook came without a usable recording."""
+
+    kind: RecordingKind
+
+
+@dataclass(frozen=True)
 class RoutingRequested:
     # Callers waiting per queue name, as far as the ticket store knows.
     waiting: Mapping[str, int] = field(default_factory=dict)
@@ -65,6 +72,7 @@ Event = (
     | KeyPressed
     | NoInput
     | Recorded
+    | RecordingMissing
     | RoutingRequested
     | QueueWaiting
     | QueueKeyPressed

@@ -37,6 +37,7 @@ from ivr.events import (
     QueueLeft,
     QueueWaiting,
     Recorded,
+    RecordingMissing,
     RoutingRequested,
 )
 from ivr.model import (
@@ -72,12 +73,16 @@ def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
             return _key(plan, state, digits)
         case NoInput():
             return _retry(plan, state, plan.prompts.no_input)
-        case Recorded(kind=RecordingKind.VOICEMAIL, recording=recording):
+        case Recorded(kind=RecordingKind.VOICEMAIL):
             return _voicemail_left(plan, state, event)
         case Recorded(kind=RecordingKind.DESCRIPTION, recording=recording):
             kept = TicketChange(note="description recorded", recording=(event.kind, recording))
             next_state, actions = _connect(plan, state, plan.general_desk)
             return next_state, (kept, *actions)
+        case RecordingMissing(kind=RecordingKind.VOICEMAIL):
+            return state, (_say(plan, state.lang, plan.prompts.voicemail_empty), Hangup())
+        case RecordingMissing(kind=RecordingKind.DESCRIPTION):
+            return _retry(plan, state, plan.prompts.no_input)
         case RoutingRequested(waiting=waiting):
             return _join_queue(plan, state, waiting)
         case QueueWaiting(position=position, avg_wait_s=avg):
@@ -232,7 +237,7 @@ def _key(plan: IvrPlan, state: CallState, digits: str) -> Step:
 
 
 def _moved(state: CallState, menu: Menu, key: str) -> CallState:
-    return replace(state, tries=0, path=(*state.path, f"{menu.id}:{key}"))
+    return replace(state, tries=0, path=(*state.path, f"{menu.id}.{key}"))
 
 
 def _switch_language(plan: IvrPlan, state: CallState) -> Step:

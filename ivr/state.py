@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_PATH = 16
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_:.*#")
+# Only characters that URL encoding leaves alone, so the signed URL is the URL sent.
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+SEPARATOR = "~"
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class CallState:
     lang: str
     node: str
     tries: int = 0
-    path: tuple[str, ...] = ()  # "menu:key" for every key that moved the call on
+    path: tuple[str, ...] = ()  # "menu.key" for every key that moved the call on
     desk: str | None = None  # the specialty being connected
     queue: str | None = None  # the queue joined
     full: tuple[str, ...] = ()  # queues the carrier reported full during this call
@@ -30,13 +32,13 @@ class CallState:
         if self.tries:
             params["tries"] = str(self.tries)
         if self.path:
-            params["path"] = ",".join(self.path)
+            params["path"] = SEPARATOR.join(self.path)
         if self.desk:
             params["desk"] = self.desk
         if self.queue:
             params["queue"] = self.queue
         if self.full:
-            params["full"] = ",".join(self.full)
+            params["full"] = SEPARATOR.join(self.full)
         if self.loop:
             params["loop"] = str(self.loop)
         return params
@@ -65,7 +67,7 @@ def _word(raw: str | None) -> str | None:
 def _words(raw: str | None) -> tuple[str, ...]:
     if not raw:
         return ()
-    return tuple(w for w in (_word(part) for part in raw.split(",")[:MAX_PATH]) if w)
+    return tuple(w for w in (_word(part) for part in raw.split(SEPARATOR)[:MAX_PATH]) if w)
 
 
 def _count(raw: str | None) -> int:

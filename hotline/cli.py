@@ -1,0 +1,157 @@
+"""`hotline`: serve, check the config, upgrade the database, place a test call."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from hotline import logs
+from hotline.config import ConfigInvalid, LoadedConfig, load_config
+from hotline.settings import Settings, SettingsError
+from hotline.store.engine import make_engine, upgrade
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    code: int = args.run(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the webhook server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
+    serve.add_argument(
+        "--trial",
+        action="store_true",
+        help="local trial without a Twilio account: make up the secrets and print them",
+    )
+    serve.set_defaults(run=_serve)
+
+    config = sub.add_parser("config", help="the YAML configuration")
+    config_sub = config.add_subparsers(metavar="ACTION")
+    check = config_sub.add_parser("check", help="validate a config directory (like nginx -t)")
+    check.add_argument("directory", type=Path, nargs="?", default=Path("config"))
+    check.set_defaults(run=_config_check)
+
+    db = sub.add_parser("db", help="the ticket database")
+    db_sub = db.add_subparsers(metavar="ACTION")
+    up = db_sub.add_parser("upgrade", help="migrate the schema to the newest version")
+    up.set_defaults(run=_db_upgrade)
+
+    call = sub.add_parser("call", help="place a test call from this terminal")
+    call.add_argument("--url", default="http://127.0.0.1:8080")
+    call.add_argument("--from", dest="from_number", default="+8613812348000")
+    call.set_defaults(run=_call)
+    return parser
+
+
+def _load(directory: Path) -> LoadedConfig | None:
+    try:
+        return load_config(directory)
+    except ConfigInvalid as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"{directory}: {len(exc.errors)} error(s); nothing was started", file=sys.stderr)
+        return None
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    loaded = _load(args.directory)
+    if loaded is None:
+        return 1
+    for warning in loaded.warnings:
+        print(f"warning: {warning}")
+    plan = loaded.plan
+    print(
+        f"{args.directory}: ok ({len(plan.specialties)} specialties, {len(plan.menus)} menus, "
+        f"languages {', '.join(plan.language_codes())}; digest {loaded.digest})"
+    )
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(os.environ)
+
+    async def run() -> None:
+        engine = make_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print("database schema is up to date")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from hotline.web.app import make_app
+
+    settings = Settings.from_env(os.environ, host=args.host, port=args.port, config_dir=args.config)
+    logs.configure(settings.log_level)
+    if args.trial and not settings.twilio_auth_token:
+        settings = settings.for_trial()
+        base = f"http://{settings.host}:{settings.port}"
+        print("Local trial: these secrets were made up for this run only.")
+        print(f"  TWILIO_AUTH_TOKEN={settings.twilio_auth_token}")
+        print(f"  HOTLINE_ADMIN_TOKEN={settings.admin_token}")
+        print("Place a test call from another terminal with:")
+        print(
+            f"  TWILIO_AUTH_TOKEN={settings.twilio_auth_token} "
+            f"HOTLINE_ADMIN_TOKEN={settings.admin_token} hotline call --url {base}",
+            flush=True,
+        )
+    try:
+        settings.check_can_serve()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    loaded = _load(settings.config_dir)
+    if loaded is None:
+        return 1
+    web.run_app(
+        make_app(settings, loaded),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+    )
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from hotline.carrier.terminal import run_terminal_call
+
+    settings = Settings.from_env(os.environ)
+    if not settings.twilio_auth_token:
+        print(
+            "TWILIO_AUTH_TOKEN must be set to the server's token to sign the call", file=sys.stderr
+        )
+        return 2
+    return asyncio.run(
+        run_terminal_call(
+            args.url,
+            settings.twilio_auth_token,
+            args.from_number,
+            public_url=settings.public_url or None,
+            admin_token=settings.admin_token or None,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Typed settings of one server process, read from the environment by the command line only."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/hotline.db"
+
+
+class SettingsError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_dir: Path = Path("config")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = DEFAULT_DATABASE_URL
+    # The secret Twilio signs webhooks with (the account's auth token).
+    twilio_auth_token: str = ""
+    twilio_account_sid: str = ""
+    # Signs webhooks instead of the auth token where a Twilio Webhook Rule says HMAC-SHA256.
+    twilio_webhook_shared_key: str = ""
+    # The base URL Twilio calls (scheme and host as Twilio sees them, behind any proxy).
+    public_url: str = ""
+    admin_token: str = ""
+    log_level: str = "info"
+    max_body_bytes: int = 64 * 1024
+    config_poll_s: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
+        settings = cls(
+            database_url=env.get("HOTLINE_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+            twilio_webhook_shared_key=env.get("TWILIO_WEBHOOK_SHARED_KEY", ""),
+            public_url=env.get("HOTLINE_PUBLIC_URL", "").rstrip("/"),
+            admin_token=env.get("HOTLINE_ADMIN_TOKEN", ""),
+            log_level=env.get("HOTLINE_LOG_LEVEL", "info"),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(settings, **given)  # type: ignore[arg-type]
+
+    def for_trial(self) -> Settings:
+        """A local trial without a Twilio account: made-up secrets, printed for the operator."""
+        return replace(
+            self,
+            twilio_auth_token=self.twilio_auth_token or secrets.token_hex(16),
+            admin_token=self.admin_token or secrets.token_urlsafe(18),
+        )
+
+    def check_can_serve(self) -> None:
+        if not self.twilio_auth_token:
+            raise SettingsError(
+                "TWILIO_AUTH_TOKEN is not set: webhooks could not be checked. Set it to the "
+                "account's auth token, or run `hotline serve --trial` for a local trial."
+            )

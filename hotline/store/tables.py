@@ -1,0 +1,119 @@
+"""The schema. Alembic migrations in `hotline/migrations` create exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every engine (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ticket store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("number", String(20), nullable=False, unique=True),
+    Column("call_sid", String(64), nullable=False, unique=True),
+    Column("caller", String(32), nullable=False),
+    Column("called", String(32), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("menu_path", JSON, nullable=False),
+    Column("specialty", String(48)),
+    Column("department", String(48)),
+    Column("queue", String(64)),
+    Column("channel", String(16), nullable=False),
+    Column("appeal_type", String(16), nullable=False),
+    Column("feedback_tier", String(8)),
+    Column("due_at", UtcDateTime()),
+    Column("status", String(16), nullable=False),
+    Column("callback_requested", Boolean, nullable=False),
+    Column("wants_voicemail", Boolean, nullable=False),
+    Column("queue_result", String(24)),
+    Column("call_status", String(16)),
+    Column("call_duration_s", Integer),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("call_ended_at", UtcDateTime()),
+    Column("version", Integer, nullable=False),
+    Index(None, "status", "queue"),
+    Index(None, "specialty", "created_at"),
+    Index(None, "created_at"),
+)
+
+ticket_history = Table(
+    "ticket_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(48), nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16)),
+    Column("note", Text, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index(None, "ticket_id", "id"),
+)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("sid", String(64), nullable=False, unique=True),
+    Column("url", String(500), nullable=False),
+    Column("duration_s", Integer, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Index(None, "ticket_id"),
+)
+
+# One row per local day: the day's last ticket sequence number.
+ticket_counters = Table(
+    "ticket_counters",
+    metadata,
+    Column("day", String(8), primary_key=True),
+    Column("last", Integer, nullable=False),
+)

@@ -1,0 +1,323 @@
+"""The ticket store: one ticket per call, created idempotently, every change in its history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hotline.store.tables import recordings, ticket_counters, ticket_history, tickets
+from ivr.actions import TicketChange
+from routing.tickets import Channel, TicketStatus, status_at_call_end, ticket_number
+from routing.tiers import AppealType, FeedbackTier, due_at
+
+SYSTEM = "ivr"
+# A caller still counted "in queue" after this long lost their status callback; stop counting.
+STALE_QUEUE_AFTER = timedelta(hours=4)
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class CallRef:
+    """Who is calling, as the carrier reported it."""
+
+    call_sid: str
+    caller: str
+    called: str
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    status: str | None = None
+    specialty: str | None = None
+    call_sid: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class TicketStore:
+    def __init__(self, engine: AsyncEngine, zone: ZoneInfo, default_language: str) -> None:
+        self.engine = engine
+        self._zone = zone
+        self._language = default_language
+
+    async def open(self, call: CallRef, at: datetime) -> str:
+        """The call's ticket number, creating the ticket on first sight of the CallSid."""
+        async with self.engine.begin() as conn:
+            number = await self._number_of(conn, call.call_sid)
+            if number is not None:
+                return number
+        try:
+            async with self.engine.begin() as conn:
+                return await self._create(conn, call, at)
+        except IntegrityError:
+            # Another process created it between our look and our insert: use theirs.
+            async with self.engine.begin() as conn:
+                number = await self._number_of(conn, call.call_sid)
+            if number is None:
+                raise
+            return number
+
+    async def apply(self, call: CallRef, changes: Sequence[TicketChange], at: datetime) -> None:
+        """Record what the call flow decided; a retried webhook changes nothing twice."""
+        if not changes:
+            return
+        await self.open(call, at)
+        async with self.engine.begin() as conn:
+            row = await self._locked(conn, call.call_sid)
+            for change in changes:
+                row = await self._apply_one(conn, row, change, at)
+
+    async def end_call(
+        self, call: CallRef, call_status: str, duration_s: int | None, at: datetime
+    ) -> None:
+        await self.open(call, at)
+        async with self.engine.begin() as conn:
+            row = await self._locked(conn, call.call_sid)
+            if row["call_ended_at"] is not None:
+                return
+            status = status_at_call_end(TicketStatus(row["status"]))
+            values = {
+                "call_status": call_status,
+                "call_duration_s": duration_s,
+                "call_ended_at": at,
+            }
+            await self._write(
+                conn, row, values, status, f"call {call_status}", at, {"duration_s": duration_s}
+            )
+
+    async def wants_voicemail(self, call_sid: str) -> bool:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                select(tickets.c.wants_voicemail).where(tickets.c.call_sid == call_sid)
+            )
+        return bool(found)
+
+    async def waiting(self, queues: Sequence[str], now: datetime) -> dict[str, int]:
+        """Callers waiting in each of `queues`, as far as the tickets tell."""
+        if not queues:
+            return {}
+        query = (
+            select(tickets.c.queue, func.count())
+            .where(tickets.c.status == TicketStatus.IN_QUEUE.value)
+            .where(tickets.c.queue.in_(list(queues)))
+            .where(tickets.c.updated_at > now - STALE_QUEUE_AFTER)
+            .group_by(tickets.c.queue)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(queue): int(count) for queue, count in rows}
+
+    async def get(self, number: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(tickets).where(tickets.c.number == number))).first()
+            if row is None:
+                return None
+            ticket = _public(dict(row._mapping))
+            history = await conn.execute(
+                select(ticket_history)
+                .where(ticket_history.c.ticket_id == row.id)
+                .order_by(ticket_history.c.id)
+            )
+            ticket["history"] = [
+                {
+                    "at": h.at.isoformat(),
+                    "actor": h.actor,
+                    "from_status": h.from_status,
+                    "to_status": h.to_status,
+                    "note": h.note,
+                    "detail": h.detail,
+                }
+                for h in history
+            ]
+            recs = await conn.execute(
+                select(recordings).where(recordings.c.ticket_id == row.id).order_by(recordings.c.id)
+            )
+            ticket["recordings"] = [
+                {
+                    "kind": r.kind,
+                    "sid": r.sid,
+                    "url": r.url,
+                    "duration_s": r.duration_s,
+                    "at": r.at.isoformat(),
+                }
+                for r in recs
+            ]
+        return ticket
+
+    async def search(self, query: TicketQuery) -> tuple[list[dict[str, Any]], int]:
+        base: Select[Any] = select(tickets)
+        if query.status:
+            base = base.where(tickets.c.status == query.status)
+        if query.specialty:
+            base = base.where(tickets.c.specialty == query.specialty)
+        if query.call_sid:
+            base = base.where(tickets.c.call_sid == query.call_sid)
+        if query.created_from:
+            base = base.where(tickets.c.created_at >= query.created_from)
+        if query.created_to:
+            base = base.where(tickets.c.created_at < query.created_to)
+        limit = max(1, min(query.limit, MAX_PAGE))
+        async with self.engine.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(base.subquery()))
+            rows = await conn.execute(
+                base.order_by(tickets.c.id.desc()).limit(limit).offset(max(0, query.offset))
+            )
+            found = [_public(dict(r._mapping)) for r in rows]
+        return found, int(total or 0)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _number_of(self, conn: AsyncConnection, call_sid: str) -> str | None:
+        found = await conn.scalar(select(tickets.c.number).where(tickets.c.call_sid == call_sid))
+        return str(found) if found is not None else None
+
+    async def _create(self, conn: AsyncConnection, call: CallRef, at: datetime) -> str:
+        day = at.astimezone(self._zone).date()
+        number = ticket_number(day, await self._next_sequence(conn, day.strftime("%Y%m%d")))
+        result = await conn.execute(
+            tickets.insert().values(
+                number=number,
+                call_sid=call.call_sid,
+                caller=call.caller,
+                called=call.called,
+                language=self._language,
+                menu_path=[],
+                channel=Channel.CALL.value,
+                appeal_type=AppealType.UNKNOWN.value,
+                status=TicketStatus.NEW.value,
+                callback_requested=False,
+                wants_voicemail=False,
+                created_at=at,
+                updated_at=at,
+                version=1,
+            )
+        )
+        ticket_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        await conn.execute(
+            ticket_history.insert().values(
+                ticket_id=ticket_id,
+                at=at,
+                actor=SYSTEM,
+                from_status=None,
+                to_status=TicketStatus.NEW.value,
+                note="call received",
+                detail={},
+            )
+        )
+        return number
+
+    async def _next_sequence(self, conn: AsyncConnection, day: str) -> int:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        upsert = (
+            insert(ticket_counters)
+            .values(day=day, last=1)
+            .on_conflict_do_update(
+                index_elements=[ticket_counters.c.day],
+                set_={"last": ticket_counters.c.last + 1},
+            )
+            .returning(ticket_counters.c.last)
+        )
+        return int((await conn.execute(upsert)).scalar_one())
+
+    async def _locked(self, conn: AsyncConnection, call_sid: str) -> dict[str, Any]:
+        query = select(tickets).where(tickets.c.call_sid == call_sid)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise LookupError(f"no ticket for call {call_sid}")
+        return dict(row._mapping)
+
+    async def _apply_one(
+        self, conn: AsyncConnection, row: dict[str, Any], change: TicketChange, at: datetime
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        fields: Mapping[str, Any] = {
+            "language": change.language,
+            "menu_path": list(change.menu_path) if change.menu_path is not None else None,
+            "specialty": change.specialty,
+            "department": change.department,
+            "queue": change.queue,
+            "channel": change.channel.value if change.channel else None,
+            "callback_requested": change.callback,
+            "wants_voicemail": change.wants_voicemail,
+            "queue_result": change.queue_result.value if change.queue_result else None,
+        }
+        for name, value in fields.items():
+            if value is not None and row[name] != value:
+                values[name] = value
+        if change.tier is not None and row["feedback_tier"] != change.tier.value:
+            values["feedback_tier"] = change.tier.value
+            values["due_at"] = due_at(row["created_at"], FeedbackTier(change.tier), self._zone)
+        detail: dict[str, Any] = {k: v for k, v in values.items() if k != "due_at"}
+        if change.recording is not None:
+            kind, recording = change.recording
+            known = await conn.scalar(
+                select(recordings.c.id).where(recordings.c.sid == recording.sid)
+            )
+            if known is None:
+                await conn.execute(
+                    recordings.insert().values(
+                        ticket_id=row["id"],
+                        kind=kind.value,
+                        sid=recording.sid,
+                        url=recording.url,
+                        duration_s=recording.duration_s,
+                        at=at,
+                    )
+                )
+                detail["recording"] = {
+                    "kind": kind.value,
+                    "sid": recording.sid,
+                    "duration_s": recording.duration_s,
+                }
+        status = change.status or TicketStatus(row["status"])
+        if not detail and status.value == row["status"]:
+            return row  # a retried webhook: nothing new to record
+        return await self._write(conn, row, values, status, change.note, at, detail)
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        row: dict[str, Any],
+        values: dict[str, Any],
+        status: TicketStatus,
+        note: str,
+        at: datetime,
+        detail: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        previous = row["status"]
+        values = {**values, "status": status.value, "updated_at": at, "version": row["version"] + 1}
+        await conn.execute(tickets.update().where(tickets.c.id == row["id"]).values(**values))
+        await conn.execute(
+            ticket_history.insert().values(
+                ticket_id=row["id"],
+                at=at,
+                actor=SYSTEM,
+                from_status=previous if previous != status.value else None,
+                to_status=status.value if previous != status.value else None,
+                note=note,
+                detail=dict(detail),
+            )
+        )
+        return {**row, **values}
+
+
+def _public(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ticket as the ops API shows it."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in ("id", "version", "wants_voicemail"):
+            continue
+        out[key] = value.isoformat() if isinstance(value, datetime) else value
+    return out

@@ -1,0 +1,1 @@
+"""The aiohttp server: Twilio webhooks in, TwiML out, and the ops API."""

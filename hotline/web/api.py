@@ -1,0 +1,119 @@
+"""The ops API: health, and tickets for the hotline centre. Bearer token, JSON, stable errors."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlalchemy import text
+
+from hotline.store.tickets import TicketQuery
+from hotline.web.keys import CONFIG, SETTINGS, STORE
+
+log = structlog.get_logger("hotline.api")
+
+
+def error(status: type[web.HTTPException], code: str, message: str) -> web.HTTPException:
+    """Errors carry a stable id (`code`) that scripts can rely on, and a sentence for people."""
+    return status(
+        text=web.json_response({"error": code, "message": message}).text,
+        content_type="application/json",
+    )
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path.startswith("/api/"):
+        expected = request.app[SETTINGS].admin_token
+        given = request.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        if (
+            not expected
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(token.encode(), expected.encode())
+        ):
+            log.warning("api_unauthorized", path=request.path)
+            raise web.HTTPUnauthorized(
+                text='{"error": "unauthorized", "message": "a valid bearer token is required"}',
+                content_type="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    live = request.app[CONFIG]
+    database = "ok"
+    try:
+        async with request.app[STORE].engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        log.exception("health_database_failed")
+        database = "unreachable"
+    body = {
+        "status": "ok" if database == "ok" and not live.errors else "degraded",
+        "config": {
+            "digest": live.current.digest,
+            "errors": live.errors,
+            "warnings": list(live.current.warnings),
+        },
+        "database": database,
+    }
+    return web.json_response(body)
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    q = request.query
+    zone = request.app[CONFIG].current.plan.hours.zone
+    query = TicketQuery(
+        status=q.get("status") or None,
+        specialty=q.get("specialty") or None,
+        call_sid=q.get("call_sid") or None,
+        created_from=_moment(q.get("from"), zone, "from"),
+        created_to=_moment(q.get("to"), zone, "to", end_of_day=True),
+        limit=_int(q.get("limit"), 50, "limit"),
+        offset=_int(q.get("offset"), 0, "offset"),
+    )
+    found, total = await request.app[STORE].search(query)
+    return web.json_response(
+        {"tickets": found, "total": total, "limit": query.limit, "offset": query.offset}
+    )
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    number = request.match_info["number"]
+    ticket = await request.app[STORE].get(number)
+    if ticket is None:
+        raise error(web.HTTPNotFound, "ticket-not-found", f"no ticket {number}")
+    return web.json_response(ticket)
+
+
+def _int(raw: str | None, default: int, name: str) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 9:
+        raise error(web.HTTPBadRequest, "invalid-parameter", f"{name} must be a whole number")
+    return int(raw)
+
+
+def _moment(raw: str | None, zone: Any, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """A date (whole local day) or an ISO date-time; `to` dates include the whole day."""
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            start = datetime.combine(day, time(0, 0), tzinfo=zone)
+            return start + timedelta(days=1) if end_of_day else start
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise error(
+            web.HTTPBadRequest,
+            "invalid-parameter",
+            f"{name} must be a date (YYYY-MM-DD) or an ISO date-time",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)

@@ -1,0 +1,113 @@
+"""The application factory: typed settings in, a ready aiohttp app out.
+
+Resources (database engine, config watcher) are opened and closed in one cleanup context;
+all routes are listed in `_routes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from multidict import MultiDict
+
+from hotline.config import LoadedConfig
+from hotline.live_config import LiveConfig
+from hotline.settings import Settings
+from hotline.store.engine import make_engine, upgrade
+from hotline.store.tickets import TicketStore
+from hotline.web import api, calls
+from hotline.web.keys import CLOCK, CONFIG, SETTINGS, SIGNATURES, STORE, Clock
+from hotline.web.twilio_in import SignatureCheck
+from ivr.flow import rescue
+from ivr.state import CallState
+
+log = structlog.get_logger("hotline.web")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_app(
+    settings: Settings, config: LoadedConfig, *, clock: Clock = utc_now
+) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[twilio_guard, api.require_token],
+    )
+    app[SETTINGS] = settings
+    app[CONFIG] = LiveConfig(config)
+    app[CLOCK] = clock
+    app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token, settings.twilio_webhook_shared_key)
+    app.cleanup_ctx.append(_resources)
+    _routes(app)
+    return app
+
+
+def _routes(app: web.Application) -> None:
+    app.router.add_post("/twilio/voice", calls.voice)
+    app.router.add_post("/twilio/status", calls.status)
+    app.router.add_post("/twilio/{hook}", calls.flow_hook)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/api/tickets", api.list_tickets)
+    app.router.add_get("/api/tickets/{number}", api.get_ticket)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    live = app[CONFIG]
+    plan = live.current.plan
+    engine = make_engine(settings.database_url)
+    await upgrade(engine)
+    app[STORE] = TicketStore(engine, plan.hours.zone, plan.default_language)
+    watcher = asyncio.create_task(live.watch(settings.config_poll_s))
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, live.reload)
+    log.info("started", config=live.current.digest, database=engine.url.get_backend_name())
+    yield
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.remove_signal_handler(signal.SIGHUP)
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    await engine.dispose()
+
+
+@web.middleware
+async def twilio_guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every /twilio/ request: a valid signature first; then no exception escapes as a 500."""
+    if not request.path.startswith("/twilio/"):
+        response: web.StreamResponse = await handler(request)
+        return response
+    try:
+        posted = await request.post()
+    except web.HTTPException:
+        raise
+    except Exception:
+        raise web.HTTPBadRequest(text="unreadable form body") from None
+    form: MultiDict[str] = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
+    settings = request.app[SETTINGS]
+    url = settings.public_url + request.raw_path if settings.public_url else str(request.url)
+    if not request.app[SIGNATURES].valid(url, form, request.headers):
+        log.warning("bad_signature", path=request.path, url=url)
+        raise web.HTTPForbidden(text="invalid Twilio signature")
+    request[calls.FORM] = form
+    try:
+        response = await handler(request)
+        return response
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("webhook_failed", path=request.path, call_sid=form.get("CallSid"))
+        plan = request.app[CONFIG].current.plan
+        state = CallState.from_params(request.query, lang=plan.default_language, node=plan.root)
+        _, actions = rescue(plan, state)
+        return calls.twiml_response(plan, actions)

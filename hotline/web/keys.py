@@ -1,0 +1,21 @@
+"""Typed application keys: everything a handler needs, set up in one place (app.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from hotline.live_config import LiveConfig
+from hotline.settings import Settings
+from hotline.store.tickets import TicketStore
+from hotline.web.twilio_in import SignatureCheck
+
+Clock = Callable[[], datetime]
+
+SETTINGS = web.AppKey("settings", Settings)
+CONFIG = web.AppKey("config", LiveConfig)
+STORE = web.AppKey("store", TicketStore)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+SIGNATURES = web.AppKey("signatures", SignatureCheck)

@@ -1,0 +1,110 @@
+"""Twilio's webhook wire format, turned into one typed value, and its signature checked.
+
+This is the only module that knows Twilio's parameter names. Every field is optional and
+untrusted: a missing or garbled one becomes None, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+
+from ivr.events import Recording
+from routing.tickets import QueueResult
+
+_CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
+_NUMBER = re.compile(
+    r"^(\+?[0-9]{3,20}|client:[A-Za-z0-9_.-]{1,64}|anonymous|unknown)$", re.IGNORECASE
+)
+_DIGITS = re.compile(r"^[0-9*#]{0,32}$")
+TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+@dataclass(frozen=True)
+class Webhook:
+    call_sid: str | None
+    caller: str
+    called: str
+    call_status: str | None
+    digits: str | None  # None: the field was absent or not keys at all
+    recording: Recording | None
+    queue_result: QueueResult | None
+    queue_position: int | None
+    avg_queue_time_s: int | None
+    call_duration_s: int | None
+
+
+def parse_webhook(form: Mapping[str, str]) -> Webhook:
+    return Webhook(
+        call_sid=_match(_CALL_SID, form.get("CallSid")),
+        caller=_match(_NUMBER, form.get("From")) or "unknown",
+        called=_match(_NUMBER, form.get("To")) or "unknown",
+        call_status=_word(form.get("CallStatus")),
+        digits=_match(_DIGITS, form.get("Digits")),
+        recording=_recording(form),
+        queue_result=QueueResult.parse(raw) if (raw := _word(form.get("QueueResult"))) else None,
+        queue_position=_int(form.get("QueuePosition")),
+        avg_queue_time_s=_int(form.get("AvgQueueTime")),
+        call_duration_s=_int(form.get("CallDuration")),
+    )
+
+
+def _match(pattern: re.Pattern[str], raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    raw = raw.strip()
+    return raw if pattern.match(raw) else None
+
+
+def _word(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    raw = raw.strip().lower()
+    return raw if re.fullmatch(r"[a-z-]{1,32}", raw) else None
+
+
+def _int(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 7:
+        return None
+    return int(raw)
+
+
+def _recording(form: Mapping[str, str]) -> Recording | None:
+    url = (form.get("RecordingUrl") or "").strip()
+    sid = _match(_RECORDING_SID, form.get("RecordingSid"))
+    if not url.startswith("https://") or len(url) > 500 or sid is None:
+        return None
+    return Recording(url=url, sid=sid, duration_s=_int(form.get("RecordingDuration")) or 0)
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """Validates X-Twilio-Signature with the twilio library, for either signing scheme."""
+
+    auth_token: str
+    shared_key: str = ""
+
+    def valid(self, url: str, form: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+        signature = headers.get(SIGNATURE_HEADER)
+        if not signature:
+            return False
+        settings = headers.get(SIGNATURE_SETTINGS_HEADER)
+        if settings:
+            # A Webhook Rule signs with its shared key; without that key nothing validates.
+            if not self.shared_key:
+                return False
+            validator = RequestValidator(self.shared_key)
+            return bool(validator.validate(url, form, signature, get_signature_algorithm(settings)))
+        return bool(RequestValidator(self.auth_token).validate(url, form, signature))

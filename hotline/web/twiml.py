@@ -1,0 +1,104 @@
+"""The flow's verbs as TwiML, built only with twilio's VoiceResponse."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlencode
+
+from twilio.twiml.voice_response import Gather as TwimlGather
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.actions import (
+    Enqueue,
+    Gather,
+    Hangup,
+    Leave,
+    Pause,
+    Play,
+    Prompt,
+    Record,
+    Redirect,
+    Say,
+    Target,
+    Verb,
+)
+from ivr.model import Language
+
+TWILIO_PREFIX = "/twilio"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def url_for(target: Target) -> str:
+    """Relative URLs: Twilio resolves them against the URL it just called."""
+    return f"{TWILIO_PREFIX}/{target.hook.value}?{urlencode(target.state.to_params())}"
+
+
+def clean(text: str) -> str:
+    """The builder writes control characters as they are, which is not valid XML."""
+    return _CONTROL.sub(" ", text)
+
+
+class TwimlRenderer:
+    def __init__(self, languages: Mapping[str, Language]) -> None:
+        self._languages = languages
+
+    def render(self, verbs: Sequence[Verb]) -> str:
+        response = VoiceResponse()
+        for verb in verbs:
+            self._add(response, verb)
+        return str(response.to_xml(xml_declaration=True))
+
+    def _add(self, response: VoiceResponse, verb: Verb) -> None:
+        match verb:
+            case Say() | Play() | Pause():
+                self._prompt(response, verb)
+            case Gather(prompt=prompt, target=target, timeout_s=timeout, num_digits=n):
+                gather = TwimlGather(
+                    input="dtmf",
+                    num_digits=n,
+                    timeout=timeout,
+                    action=url_for(target),
+                    method="POST",
+                )
+                for item in prompt:
+                    self._prompt(gather, item)
+                response.append(gather)
+            case Record(target=target, max_length_s=max_len, timeout_s=timeout, finish_on_key=key):
+                response.record(
+                    action=url_for(target),
+                    method="POST",
+                    max_length=max_len,
+                    timeout=timeout,
+                    finish_on_key=key,
+                    play_beep=True,
+                )
+            case Enqueue(queue=queue, done=done, wait=wait):
+                response.enqueue(
+                    queue,
+                    action=url_for(done),
+                    method="POST",
+                    wait_url=url_for(wait),
+                    wait_url_method="POST",
+                )
+            case Redirect(target=target):
+                response.redirect(url_for(target), method="POST")
+            case Leave():
+                response.leave()
+            case Hangup():
+                response.hangup()
+
+    def _prompt(self, parent: VoiceResponse | TwimlGather, prompt: Prompt) -> None:
+        match prompt:
+            case Say(text=text, lang=lang):
+                language = self._languages.get(lang)
+                attrs: dict[str, str] = {}
+                if language is not None:
+                    attrs["language"] = language.say_language
+                    if language.voice:
+                        attrs["voice"] = language.voice
+                parent.say(clean(text), **attrs)
+            case Play(url=url):
+                parent.play(clean(url))
+            case Pause(seconds=seconds):
+                parent.pause(length=seconds)
