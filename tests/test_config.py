@@ -69,23 +69,25 @@ def test_unknown_specialty_in_a_menu_names_file_line_and_field(config_copy: Path
     edit(menus, '"2": {specialty: tax-invoice}', '"2": {specialty: tax-invoices}')
     [error] = errors_of(config_copy)
     line = line_of(menus, "tax-invoices")
-    assert error == (f"{menus}:{line}: menus.tax.options.2.specialty: "
-                     "unknown specialty 'tax-invoices'")
+    assert error == (
+        f"{menus}:{line}: menus.tax.options.2.specialty: unknown specialty 'tax-invoices'"
+    )
 
 
 def test_unknown_field_is_refused(config_copy: Path) -> None:
     line_yaml = config_copy / "line.yaml"
     edit(line_yaml, "  max_tries: 3", "  max_trys: 3")
     found = errors_of(config_copy)
-    assert any(f"line.yaml:{line_of(line_yaml, 'max_trys')}: dialogue.max_trys: unknown field"
-               in e for e in found)
+    assert any(
+        f"line.yaml:{line_of(line_yaml, 'max_trys')}: dialogue.max_trys: unknown field" in e
+        for e in found
+    )
 
 
 def test_bad_time_and_bad_placeholder_and_missing_language(config_copy: Path) -> None:
     edit(config_copy / "line.yaml", 'close: "24:00"', 'close: "25:00"')
     edit(config_copy / "prompts.yaml", "正在为您转接{desk}专席", "正在为您转接{dsk}专席")
-    edit(config_copy / "specialties.yaml", "name: {zh: 商标, en: \"Trademarks\"}",
-         "name: {zh: 商标}")
+    edit(config_copy / "specialties.yaml", 'name: {zh: 商标, en: "Trademarks"}', "name: {zh: 商标}")
     found = "\n".join(errors_of(config_copy))
     assert "hours.close: Value error, expected a time HH:MM from 00:00 to 24:00" in found
     # The prompt error waits until the file-level errors are fixed; fix the hours and look.
@@ -97,7 +99,11 @@ def test_bad_time_and_bad_placeholder_and_missing_language(config_copy: Path) ->
 
 def test_menu_cross_checks(config_copy: Path) -> None:
     menus = config_copy / "menus.yaml"
-    edit(menus, '"8": {describe: true}', '"8": {describe: true, menu: tax}\n      "9": {menu: nowhere}')
+    edit(
+        menus,
+        '"8": {describe: true}',
+        '"8": {describe: true, menu: tax}\n      "9": {menu: nowhere}',
+    )
     found = "\n".join(errors_of(config_copy))
     assert "menus.main.options.8: Value error, an option needs exactly one of" in found
     edit(menus, '"8": {describe: true, menu: tax}', '"8": {describe: true}')

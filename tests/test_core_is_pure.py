@@ -9,8 +9,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ["ivr", "routing"]
-FORBIDDEN = {"aiohttp", "twilio", "sqlalchemy", "vosk", "structlog", "alembic", "asyncpg",
-             "aiosqlite", "yaml", "pydantic", "hotline", "os", "socket", "requests", "time"}
+FORBIDDEN = {
+    "aiohttp",
+    "twilio",
+    "sqlalchemy",
+    "vosk",
+    "structlog",
+    "alembic",
+    "asyncpg",
+    "aiosqlite",
+    "yaml",
+    "pydantic",
+    "hotline",
+    "os",
+    "socket",
+    "requests",
+    "time",
+}
 CLOCK_CALLS = {"now", "utcnow", "today", "monotonic", "perf_counter"}  # `time` module: FORBIDDEN
 
 
@@ -45,6 +60,10 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from sqlalchemy import select\nimport aiohttp.web\n")
     tree = ast.parse(bad.read_text())
-    names = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    names |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names = {
+        n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+    }
+    names |= {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert names & FORBIDDEN == {"sqlalchemy", "aiohttp"}

@@ -71,7 +71,7 @@ def press(plan: IvrPlan, state: CallState, *keys: str) -> tuple[CallState, tuple
 
 
 def test_open_line_greets_in_chinese_and_offers_english(plan: IvrPlan) -> None:
-    state, actions = step(plan, initial_state(plan), CallStarted(NOON))
+    _, actions = step(plan, initial_state(plan), CallStarted(NOON))
     gather = next(a for a in actions if isinstance(a, Gather))
     langs = [p.lang for p in gather.prompt if isinstance(p, Say)]
     assert langs[0] == "zh" and langs[-1] == "en"
@@ -264,9 +264,18 @@ def test_rescue_sends_the_call_to_the_general_queue(plan: IvrPlan) -> None:
 
 
 def test_state_round_trips_through_url_params(plan: IvrPlan) -> None:
-    state = CallState(lang="en", node="tax", tries=2, path=("main.2", "tax.3"),
-                      desk="tax-filing", queue="desk-tax-filing", full=("desk-a",), loop=4)
+    state = CallState(
+        lang="en",
+        node="tax",
+        tries=2,
+        path=("main.2", "tax.3"),
+        desk="tax-filing",
+        queue="desk-tax-filing",
+        full=("desk-a",),
+        loop=4,
+    )
     assert CallState.from_params(state.to_params(), lang="zh", node="main") == state
-    junk = CallState.from_params({"lang": "<x>", "tries": "-1", "loop": "9" * 20,
-                                  "path": "a~<b>~c"}, lang="zh", node="main")
+    junk = CallState.from_params(
+        {"lang": "<x>", "tries": "-1", "loop": "9" * 20, "path": "a~<b>~c"}, lang="zh", node="main"
+    )
     assert junk == CallState(lang="zh", node="main", path=("a", "c"))

@@ -37,8 +37,9 @@ def test_hours_are_judged_in_shanghai_whatever_the_caller_clock() -> None:
 
 
 def test_dated_overrides_and_emergency_switch() -> None:
-    hours = line(overrides={date(2027, 1, 1): Window(time(8, 0), time(20, 0)),
-                            date(2027, 2, 1): None})
+    hours = line(
+        overrides={date(2027, 1, 1): Window(time(8, 0), time(20, 0)), date(2027, 2, 1): None}
+    )
     assert not hours.is_open(local(2027, 1, 1, 7, 0))
     assert hours.is_open(local(2027, 1, 1, 19, 59))
     assert not hours.is_open(local(2027, 1, 1, 20, 0))
@@ -57,11 +58,16 @@ def test_window_describes_midnight_as_24() -> None:
     assert Window(time(6, 0), time(0, 0)).describe() == "06:00-24:00"
 
 
-RULES = TierRules({
-    AppealType.CONSULTATION: FeedbackTier.INSTANT, AppealType.REQUEST: FeedbackTier.DAYS_3,
-    AppealType.COMPLAINT: FeedbackTier.DAYS_7, AppealType.REPORT: FeedbackTier.DAYS_15,
-    AppealType.SUGGESTION: FeedbackTier.DAYS_15, AppealType.UNKNOWN: FeedbackTier.DAYS_3,
-})
+RULES = TierRules(
+    {
+        AppealType.CONSULTATION: FeedbackTier.INSTANT,
+        AppealType.REQUEST: FeedbackTier.DAYS_3,
+        AppealType.COMPLAINT: FeedbackTier.DAYS_7,
+        AppealType.REPORT: FeedbackTier.DAYS_15,
+        AppealType.SUGGESTION: FeedbackTier.DAYS_15,
+        AppealType.UNKNOWN: FeedbackTier.DAYS_3,
+    }
+)
 
 
 def test_tier_defaults_and_specialty_override() -> None:
@@ -83,8 +89,13 @@ def desk(id: str, size: int, overflow: str) -> Specialty:
 
 
 def test_router_follows_overflow_chain_to_first_queue_with_room() -> None:
-    router = QueueRouter({"a": desk("a", 2, "b"), "b": desk("b", 1, "general"),
-                          "general": desk("general", 5, VOICEMAIL)})
+    router = QueueRouter(
+        {
+            "a": desk("a", 2, "b"),
+            "b": desk("b", 1, "general"),
+            "general": desk("general", 5, VOICEMAIL),
+        }
+    )
     assert router.place("a", {}).queue == "desk-a"
     assert router.place("a", {"desk-a": 2}).queue == "desk-b"
     assert router.place("a", {"desk-a": 2, "desk-b": 1}).queue == "desk-general"

@@ -66,16 +66,22 @@ async def test_concurrent_webhooks_of_one_call_make_one_ticket(store: TicketStor
 
 async def test_changes_history_and_retries(store: TicketStore) -> None:
     await store.open(CALL, T0)
-    routed = TicketChange(note="routed to tax-invoice", status=TicketStatus.ROUTED,
-                          menu_path=("main.2", "tax.2"), specialty="tax-invoice",
-                          department="tax-bureau", tier=FeedbackTier.DAYS_3)
+    routed = TicketChange(
+        note="routed to tax-invoice",
+        status=TicketStatus.ROUTED,
+        menu_path=("main.2", "tax.2"),
+        specialty="tax-invoice",
+        department="tax-bureau",
+        tier=FeedbackTier.DAYS_3,
+    )
     queued = TicketChange(note="queued", status=TicketStatus.IN_QUEUE, queue="desk-tax-invoice")
     await store.apply(CALL, [routed], T0)
     await store.apply(CALL, [routed], T0)  # Twilio retried the webhook
     await store.apply(CALL, [queued], T0 + timedelta(seconds=5))
     assert await store.waiting(["desk-tax-invoice", "desk-general"], T0) == {"desk-tax-invoice": 1}
-    answered = TicketChange(note="answered", status=TicketStatus.ANSWERED,
-                            queue_result=QueueResult.BRIDGED)
+    answered = TicketChange(
+        note="answered", status=TicketStatus.ANSWERED, queue_result=QueueResult.BRIDGED
+    )
     await store.apply(CALL, [answered], T0 + timedelta(seconds=60))
     await store.end_call(CALL, "completed", 95, T0 + timedelta(seconds=95))
     await store.end_call(CALL, "completed", 95, T0 + timedelta(seconds=96))  # sent twice
@@ -86,17 +92,26 @@ async def test_changes_history_and_retries(store: TicketStore) -> None:
     assert ticket["feedback_tier"] == "3-day"
     assert ticket["due_at"] == "2026-12-03T16:00:00+00:00"  # end of 3 Dec in Shanghai
     transitions = [(h["from_status"], h["to_status"]) for h in ticket["history"]]
-    assert transitions == [(None, "new"), ("new", "routed"), ("routed", "in-queue"),
-                           ("in-queue", "answered"), (None, None)]
+    assert transitions == [
+        (None, "new"),
+        ("new", "routed"),
+        ("routed", "in-queue"),
+        ("in-queue", "answered"),
+        (None, None),
+    ]
     assert ticket["history"][-1]["note"] == "call completed"
     assert await store.waiting(["desk-tax-invoice"], T0) == {}
 
 
 async def test_voicemail_recording_is_kept_once(store: TicketStore) -> None:
     rec = Recording("https://api.twilio.com/x/RE" + "a" * 32, "RE" + "a" * 32, 14)
-    change = TicketChange(note="voicemail", status=TicketStatus.VOICEMAIL,
-                          channel=Channel.VOICEMAIL, callback=True,
-                          recording=(RecordingKind.VOICEMAIL, rec))
+    change = TicketChange(
+        note="voicemail",
+        status=TicketStatus.VOICEMAIL,
+        channel=Channel.VOICEMAIL,
+        callback=True,
+        recording=(RecordingKind.VOICEMAIL, rec),
+    )
     await store.apply(CALL, [change], T0)  # opens the ticket on the way
     await store.apply(CALL, [change], T0)
     ticket = await store.get("E20261130-000001")
@@ -119,8 +134,11 @@ async def test_search_filters_and_pages(store: TicketStore) -> None:
         call = CallRef(f"CA{i:032d}", "+8613800000000", "x")
         await store.open(call, T0 + timedelta(days=i))
         desk = "tax-filing" if i % 2 else "general"
-        await store.apply(call, [TicketChange(note="r", status=TicketStatus.ROUTED,
-                                              specialty=desk)], T0 + timedelta(days=i))
+        await store.apply(
+            call,
+            [TicketChange(note="r", status=TicketStatus.ROUTED, specialty=desk)],
+            T0 + timedelta(days=i),
+        )
     found, total = await store.search(TicketQuery(specialty="tax-filing"))
     assert total == 2 and {t["specialty"] for t in found} == {"tax-filing"}
     found, total = await store.search(TicketQuery(limit=2, offset=1))

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import structlog
 from aiohttp import web
+from multidict import MultiDict
 
 from hotline.store.tickets import CallRef
 from hotline.web.keys import CLOCK, CONFIG, STORE
@@ -37,14 +38,14 @@ from routing.tickets import QueueResult, RecordingKind
 
 log = structlog.get_logger("hotline.calls")
 
-FORM = "twilio_form"
+FORM = web.RequestKey("twilio_form", MultiDict[str])
 TWIML = "text/xml"
 
 
 async def voice(request: web.Request) -> web.Response:
     """The number's Voice URL: a new call."""
     plan = request.app[CONFIG].current.plan
-    hook = parse_webhook(request[FORM])
+    hook = _form(request)
     now = request.app[CLOCK]()
     return await _answer(request, plan, hook, initial_state(plan), CallStarted(at=now), "voice")
 
@@ -56,7 +57,7 @@ async def flow_hook(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPNotFound() from None
     plan = request.app[CONFIG].current.plan
-    webhook = parse_webhook(request[FORM])
+    webhook = _form(request)
     state = CallState.from_params(request.query, lang=plan.default_language, node=plan.root)
     event = await _event(request, plan, hook_name, webhook, state)
     return await _answer(request, plan, webhook, state, event, hook_name.value)
@@ -64,7 +65,7 @@ async def flow_hook(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """The status callback: the call is over; its ticket gets the duration."""
-    webhook = parse_webhook(request[FORM])
+    webhook = _form(request)
     outcome = "ignored"
     if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
         call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
@@ -198,3 +199,8 @@ def _outcome(actions: Sequence[Action]) -> str:
             case Hangup():
                 return "hangup"
     return type(actions[-1]).__name__.lower() if actions else "empty"
+
+
+def _form(request: web.Request) -> Webhook:
+    form: MultiDict[str] = request[FORM]
+    return parse_webhook(form)

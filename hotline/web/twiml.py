@@ -60,6 +60,8 @@ class TwimlRenderer:
                     timeout=timeout,
                     action=url_for(target),
                     method="POST",
+                    # "#" is a menu key (back), not the end of the input.
+                    finish_on_key="",
                 )
                 for item in prompt:
                     self._prompt(gather, item)

@@ -1,0 +1,55 @@
+"""A virtual Twilio voice carrier: drives whole calls through the hotline's webhooks.
+
+Used by the test-suite and by the `hotline call` terminal phone.
+"""
+
+from hotline.carrier.callers import (
+    HANG_UP,
+    Caller,
+    GatherInfo,
+    HangUp,
+    Heard,
+    QueueChoice,
+    QueueInfo,
+    QueuePlan,
+    RecordInfo,
+    Recording,
+    ScriptedCaller,
+)
+from hotline.carrier.carrier import (
+    APPLICATION_ERROR_MESSAGE,
+    DEFAULT_ACCOUNT_SID,
+    CallRecord,
+    Exchange,
+    QueueResult,
+    Signing,
+    VirtualCarrier,
+    WebhookResponse,
+    compute_signature,
+)
+from hotline.carrier.terminal import TerminalCaller, run_terminal_call
+
+__all__ = [
+    "APPLICATION_ERROR_MESSAGE",
+    "DEFAULT_ACCOUNT_SID",
+    "HANG_UP",
+    "CallRecord",
+    "Caller",
+    "Exchange",
+    "GatherInfo",
+    "HangUp",
+    "Heard",
+    "QueueChoice",
+    "QueueInfo",
+    "QueuePlan",
+    "QueueResult",
+    "RecordInfo",
+    "Recording",
+    "ScriptedCaller",
+    "Signing",
+    "TerminalCaller",
+    "VirtualCarrier",
+    "WebhookResponse",
+    "compute_signature",
+    "run_terminal_call",
+]

@@ -1,0 +1,101 @@
+"""A running hotline for scenario tests: the real app on loopback, a real database, the
+virtual carrier as Twilio, and a clock the test sets."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from hotline import logs
+from hotline.carrier.callers import Caller
+from hotline.carrier.carrier import CallRecord, VirtualCarrier
+from hotline.config import load_config
+from hotline.settings import Settings
+from hotline.web.app import make_app
+from tests.conftest import CONFIG_DIR
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PUBLIC_URL = "https://hotline.example.gov"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ADMIN_TOKEN = "test-admin-token"
+NOON = datetime(2026, 11, 30, 12, 0, tzinfo=SHANGHAI)
+
+
+class SettableClock:
+    """The clock the app is given; a test moves it where the scenario needs."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Line:
+    carrier: VirtualCarrier
+    session: aiohttp.ClientSession
+    base_url: str
+    clock: SettableClock
+    log: io.StringIO
+
+    async def call(self, caller: Caller, **kw: Any) -> CallRecord:
+        return await self.carrier.place_call(caller, **kw)
+
+    async def api(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.get(self.base_url + path, headers=headers) as response:
+            body = await response.json(content_type=None)
+            return response.status, body
+
+    async def ticket(self, call_sid: str) -> dict[str, Any]:
+        status, found = await self.api(f"/api/tickets?call_sid={call_sid}")
+        assert status == 200 and found["total"] == 1, found
+        status, ticket = await self.api(f"/api/tickets/{found['tickets'][0]['number']}")
+        assert status == 200
+        result: dict[str, Any] = ticket
+        return result
+
+
+@asynccontextmanager
+async def running_line(
+    database_url: str,
+    *,
+    config_dir: Path = CONFIG_DIR,
+    now: datetime = NOON,
+    queue_max_size: int | dict[str, int] = 100,
+    **settings: Any,
+) -> AsyncIterator[Line]:
+    log = io.StringIO()
+    logs.configure("debug", stream=log)
+    clock = SettableClock(now)
+    app_settings = Settings(
+        config_dir=config_dir,
+        database_url=database_url,
+        twilio_auth_token=AUTH_TOKEN,
+        public_url=PUBLIC_URL,
+        admin_token=ADMIN_TOKEN,
+        config_poll_s=0.2,
+        **settings,
+    )
+    app = make_app(app_settings, load_config(config_dir), clock=clock)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    try:
+        async with aiohttp.ClientSession() as session:
+            carrier = VirtualCarrier(
+                base, AUTH_TOKEN, session, public_url=PUBLIC_URL, queue_max_size=queue_max_size
+            )
+            yield Line(carrier, session, base, clock, log)
+    finally:
+        await server.close()
