@@ -94,13 +94,29 @@ def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover - exhaustive match
 
 
-def rescue(plan: IvrPlan, state: CallState) -> Step:
-    """Where a call goes when something broke: straight into the general desk's queue."""
+def rescue(
+    plan: IvrPlan, state: CallState, hook: Hook | None, result: QueueResult | None = None
+) -> Step:
+    """Where a call goes when handling `hook` broke: never a dead end, never a loop.
+
+    Usually straight into the general desk's queue. A caller holding in a queue stays
+    there (hold TwiML may not enqueue); a call whose queue stay is over ends; a caller
+    the general desk could not take leaves a message.
+    """
     state = _sanitised(plan, state)
     general = plan.specialties[plan.general_desk]
+    sorry = _say(plan, state.lang, plan.prompts.system_error)
+    if hook in (Hook.QUEUE_WAIT, Hook.QUEUE_KEY):
+        return state, (Pause(plan.dialogue.queue.hold_pause_s),)
+    if hook is Hook.QUEUE_DONE and result in (QueueResult.BRIDGED, QueueResult.HANGUP):
+        return state, (Hangup(),)
+    if hook is Hook.VOICEMAIL:
+        return state, (_say(plan, state.lang, plan.prompts.voicemail_thanks), Hangup())
+    if state.queue == general.queue:
+        return state, (sorry, *_record_voicemail(plan, state))
     joined = replace(state, desk=general.id, queue=general.queue, loop=0)
     return joined, (
-        _say(plan, state.lang, plan.prompts.system_error),
+        sorry,
         Enqueue(
             general.queue,
             done=Target(Hook.QUEUE_DONE, joined),

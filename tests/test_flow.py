@@ -258,9 +258,23 @@ def test_every_queue_full_means_voicemail(plan: IvrPlan) -> None:
 
 
 def test_rescue_sends_the_call_to_the_general_queue(plan: IvrPlan) -> None:
-    _, actions = rescue(plan, CallState(lang="en", node="whatever"))
+    state = CallState(lang="en", node="whatever")
+    joined, actions = rescue(plan, state, Hook.MENU)
+    assert joined.desk == "general"
     assert "Sorry, something went wrong" in spoken(actions)
     assert next(a for a in actions if isinstance(a, Enqueue)).queue == "desk-general"
+
+
+def test_rescue_never_loops_and_respects_the_hold_loop(plan: IvrPlan) -> None:
+    state = CallState(lang="zh", node="main", desk="general", queue="desk-general")
+    _, actions = rescue(plan, state, Hook.QUEUE_WAIT)
+    assert [type(a) for a in actions] == [Pause]  # hold TwiML may not enqueue
+    _, actions = rescue(plan, state, Hook.QUEUE_DONE, QueueResult.BRIDGED)
+    assert [type(a) for a in actions] == [Hangup]
+    _, actions = rescue(plan, state, Hook.QUEUE_DONE, QueueResult.ERROR)
+    assert any(isinstance(a, Record) for a in actions)  # general desk failed: a message
+    _, actions = rescue(plan, state, Hook.VOICEMAIL)
+    assert isinstance(actions[-1], Hangup) and not any(isinstance(a, Record) for a in actions)
 
 
 def test_state_round_trips_through_url_params(plan: IvrPlan) -> None:

@@ -41,7 +41,19 @@ async def require_token(request: web.Request, handler: Any) -> web.StreamRespons
                 content_type="application/json",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    response: web.StreamResponse = await handler(request)
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        if not request.path.startswith("/api/"):
+            raise
+        log.exception("api_failed", path=request.path)
+        raise error(
+            web.HTTPServiceUnavailable,
+            "storage-unavailable",
+            "the ticket store cannot answer now; calls are still being routed",
+        ) from None
     return response
 
 

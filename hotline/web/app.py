@@ -25,8 +25,6 @@ from hotline.store.tickets import TicketStore
 from hotline.web import api, calls
 from hotline.web.keys import CLOCK, CONFIG, SETTINGS, SIGNATURES, STORE, Clock
 from hotline.web.twilio_in import SignatureCheck
-from ivr.flow import rescue
-from ivr.state import CallState
 
 log = structlog.get_logger("hotline.web")
 
@@ -107,7 +105,4 @@ async def twilio_guard(request: web.Request, handler: Any) -> web.StreamResponse
         raise
     except Exception:
         log.exception("webhook_failed", path=request.path, call_sid=form.get("CallSid"))
-        plan = request.app[CONFIG].current.plan
-        state = CallState.from_params(request.query, lang=plan.default_language, node=plan.root)
-        _, actions = rescue(plan, state)
-        return calls.twiml_response(plan, actions)
+        return calls.rescue_response(request)

@@ -147,7 +147,7 @@ async def _answer(
         _, actions = step(plan, state, event)
     except Exception:
         log.exception("flow_failed", route=route, call_sid=webhook.call_sid)
-        _, actions = rescue(plan, state)
+        _, actions = rescue(plan, state, _hook(route), webhook.queue_result)
     changes = [a for a in actions if isinstance(a, TicketChange)]
     ticket = await _record(request, webhook, changes, opening=route == "voice")
     response = twiml_response(plan, actions)
@@ -161,6 +161,23 @@ async def _answer(
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return response
+
+
+def rescue_response(request: web.Request) -> web.Response:
+    """Safe TwiML for a request whose handling failed: the general desk, or keep holding."""
+    plan = request.app[CONFIG].current.plan
+    state = CallState.from_params(request.query, lang=plan.default_language, node=plan.root)
+    webhook = _form(request) if FORM in request else None
+    result = webhook.queue_result if webhook else None
+    _, actions = rescue(plan, state, _hook(request.path.rsplit("/", 1)[-1]), result)
+    return twiml_response(plan, actions)
+
+
+def _hook(name: str) -> Hook | None:
+    try:
+        return Hook(name)
+    except ValueError:
+        return None
 
 
 def twiml_response(plan: IvrPlan, actions: Sequence[Action]) -> web.Response:
