@@ -1,0 +1,33 @@
+# The two commands: `make run` and `make test`. Both set up what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test lint setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# Serve on the embedded defaults: SQLite in var/, the shipped config/. Without a
+# TWILIO_AUTH_TOKEN in the environment it runs as a local trial and prints its secrets.
+run: setup
+	$(BIN)/hotline db upgrade
+	$(BIN)/hotline serve --trial --host $${HOST:-127.0.0.1} --port $${PORT:-8080}
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

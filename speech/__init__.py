@@ -1,0 +1,1 @@
+"""Offline speech recognition and the specialty classifier (see the speech issue)."""
