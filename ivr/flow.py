@@ -115,14 +115,7 @@ def rescue(
     if state.queue == general.queue:
         return state, (sorry, *_record_voicemail(plan, state))
     joined = replace(state, desk=general.id, queue=general.queue, loop=0)
-    return joined, (
-        sorry,
-        Enqueue(
-            general.queue,
-            done=Target(Hook.QUEUE_DONE, joined),
-            wait=Target(Hook.QUEUE_WAIT, joined),
-        ),
-    )
+    return joined, (sorry, _enqueue(joined, general.queue))
 
 
 def _sanitised(plan: IvrPlan, state: CallState) -> CallState:
@@ -325,13 +318,12 @@ def _join_queue(plan: IvrPlan, state: CallState, waiting: Mapping[str, int]) -> 
     if placement.specialty != desk:
         note += f" (overflow from {desk})"
     change = TicketChange(note=note, status=TicketStatus.IN_QUEUE, queue=placement.queue)
-    return joined, (
-        change,
-        Enqueue(
-            placement.queue,
-            done=Target(Hook.QUEUE_DONE, joined),
-            wait=Target(Hook.QUEUE_WAIT, joined),
-        ),
+    return joined, (change, _enqueue(joined, placement.queue))
+
+
+def _enqueue(joined: CallState, queue: str) -> Enqueue:
+    return Enqueue(
+        queue, done=Target(Hook.QUEUE_DONE, joined), wait=Target(Hook.QUEUE_WAIT, joined)
     )
 
 
