@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 
 from hotline.config import ConfigInvalid, LoadedConfig, load_config
-from hotline.config.load import FILES
+from hotline.config.load import config_files
 
 log = structlog.get_logger("hotline.config")
 
@@ -59,10 +59,10 @@ class LiveConfig:
 
 def _fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     stamps = []
-    for filename, _ in FILES.values():
+    for path in config_files(directory):
         try:
-            stat = (directory / filename).stat()
-            stamps.append((filename, stat.st_mtime_ns, stat.st_size))
+            stat = path.stat()
+            stamps.append((path.name, stat.st_mtime_ns, stat.st_size))
         except OSError:
-            stamps.append((filename, -1, -1))
+            stamps.append((path.name, -1, -1))
     return tuple(stamps)

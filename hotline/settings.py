@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -31,6 +32,11 @@ class Settings:
     log_level: str = "info"
     max_body_bytes: int = 64 * 1024
     config_poll_s: float = 2.0
+    models_dir: Path = Path("models")
+    # Recognition worker processes; 0 turns speech off (callers get the key menu).
+    speech_workers: int = 0
+    # Where recordings may be fetched from (the webhook names the URL).
+    recording_url_prefixes: tuple[str, ...] = ("https://api.twilio.com/",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
@@ -42,6 +48,8 @@ class Settings:
             public_url=env.get("HOTLINE_PUBLIC_URL", "").rstrip("/"),
             admin_token=env.get("HOTLINE_ADMIN_TOKEN", ""),
             log_level=env.get("HOTLINE_LOG_LEVEL", "info"),
+            models_dir=Path(env.get("HOTLINE_MODELS_DIR") or "models"),
+            speech_workers=int(env.get("HOTLINE_SPEECH_WORKERS") or (os.cpu_count() or 1)),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ivr.events import Recording
+from ivr.events import Recording, Understanding
 from ivr.state import CallState
 from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
-from routing.tiers import FeedbackTier
+from routing.tiers import AppealType, FeedbackTier
 
 
 class Hook(StrEnum):
@@ -22,6 +22,8 @@ class Hook(StrEnum):
     QUEUE_KEY = "queue-key"
     QUEUE_DONE = "queue-done"
     VOICEMAIL = "voicemail"
+    CONFIRM = "confirm"
+    CHOICE = "choice"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class TicketChange:
     queue_result: QueueResult | None = None
     wants_voicemail: bool | None = None
     recording: tuple[RecordingKind, Recording] | None = None
+    understanding: Understanding | None = None
+    appeal: AppealType | None = None
+    choice: str | None = None  # what the caller made of the desks their words pointed to
 
 
 Action = Verb | TicketChange

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from routing.tickets import QueueResult, RecordingKind
+from routing.tiers import AppealType
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,38 @@ class NoInput:
 class Recorded:
     kind: RecordingKind
     recording: Recording
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the caller's own words were taken to mean (or why they could not be)."""
+
+    transcript: str
+    candidates: tuple[tuple[str, float], ...]  # desks, best first, scores 0..1
+    appeal: AppealType = AppealType.UNKNOWN
+    problem: str | None = None  # a stable id: speech-timeout, corrupt-audio, ...
+
+
+@dataclass(frozen=True)
+class Described:
+    """The caller described the matter: the recording, and what was understood of it."""
+
+    recording: Recording
+    understanding: Understanding
+
+
+@dataclass(frozen=True)
+class ConfirmAnswered:
+    """After "this sounds like a matter for X": a key (no) or nothing (yes)."""
+
+    digits: str
+
+
+@dataclass(frozen=True)
+class ChoiceAnswered:
+    """After "for X press 1, for Y press 2, for the menu press 3"."""
+
+    digits: str
 
 
 @dataclass(frozen=True)
@@ -72,6 +105,9 @@ Event = (
     | KeyPressed
     | NoInput
     | Recorded
+    | Described
+    | ConfirmAnswered
+    | ChoiceAnswered
     | RecordingMissing
     | RoutingRequested
     | QueueWaiting

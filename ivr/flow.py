@@ -30,6 +30,9 @@ from ivr.actions import (
 )
 from ivr.events import (
     CallStarted,
+    ChoiceAnswered,
+    ConfirmAnswered,
+    Described,
     Event,
     KeyPressed,
     NoInput,
@@ -37,8 +40,10 @@ from ivr.events import (
     QueueLeft,
     QueueWaiting,
     Recorded,
+    Recording,
     RecordingMissing,
     RoutingRequested,
+    Understanding,
 )
 from ivr.model import (
     IvrPlan,
@@ -54,6 +59,8 @@ from ivr.model import (
 from ivr.state import CallState
 from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
 from routing.tiers import AppealType
+
+CONFIRM_TIMEOUT_S = 3
 
 Step = tuple[CallState, tuple[Action, ...]]
 
@@ -76,9 +83,16 @@ def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
         case Recorded(kind=RecordingKind.VOICEMAIL):
             return _voicemail_left(plan, state, event)
         case Recorded(kind=RecordingKind.DESCRIPTION, recording=recording):
+            # Without recognition (no speech engine here) the general desk listens to it.
             kept = TicketChange(note="description recorded", recording=(event.kind, recording))
             next_state, actions = _connect(plan, state, plan.general_desk)
             return next_state, (kept, *actions)
+        case Described(recording=recording, understanding=understanding):
+            return _understood(plan, state, recording, understanding)
+        case ConfirmAnswered(digits=digits):
+            return _confirmed(plan, state, digits)
+        case ChoiceAnswered(digits=digits):
+            return _chosen(plan, state, digits)
         case RecordingMissing(kind=RecordingKind.VOICEMAIL):
             return state, (_say(plan, state.lang, plan.prompts.voicemail_empty), Hangup())
         case RecordingMissing(kind=RecordingKind.DESCRIPTION):
@@ -272,14 +286,104 @@ def _retry(plan: IvrPlan, state: CallState, sorry: Text) -> Step:
     return again, _menu(plan, again, (_say(plan, state.lang, sorry),))
 
 
-def _describe(plan: IvrPlan, state: CallState) -> Step:
+def _describe(plan: IvrPlan, state: CallState, prompt: Text | None = None) -> Step:
     settings = plan.dialogue.describe
     return state, (
-        _say(plan, state.lang, plan.prompts.describe),
+        _say(plan, state.lang, prompt or plan.prompts.describe),
         _record(Target(Hook.DESCRIBED, state), settings),
         # An empty recording does not call the action: Twilio runs the next verb.
         Redirect(Target(Hook.NO_INPUT, state)),
     )
+
+
+def _appeal(state: CallState) -> AppealType:
+    try:
+        return AppealType(state.appeal or AppealType.UNKNOWN)
+    except ValueError:
+        return AppealType.UNKNOWN
+
+
+# -- the caller's own words ------------------------------------------------------------------
+
+
+def _understood(
+    plan: IvrPlan, state: CallState, recording: Recording, understanding: Understanding
+) -> Step:
+    settings = plan.dialogue.understanding
+    known = [(d, s) for d, s in understanding.candidates if d in plan.specialties]
+    appeal = understanding.appeal if understanding.appeal is not AppealType.UNKNOWN else None
+    state = replace(state, appeal=appeal.value if appeal else state.appeal)
+    top = known[0] if known else None
+    if understanding.problem:
+        note = f"description not understood: {understanding.problem}"
+    elif top:
+        note = f"description points to {top[0]} ({top[1]:.2f})"
+    else:
+        note = "description not understood"
+    change = TicketChange(
+        note=note,
+        recording=(RecordingKind.DESCRIPTION, recording),
+        understanding=understanding,
+        appeal=appeal,
+    )
+    lang = state.lang
+    if top is not None and top[1] >= settings.confirm_at:
+        desk = plan.specialties[top[0]]
+        offered = replace(state, offer=(desk.id,), tries=0)
+        announce = _say(plan, lang, plan.prompts.understood_confirm, desk=desk.display_name(lang))
+        return offered, (
+            change,
+            Gather((announce,), Target(Hook.CONFIRM, offered), CONFIRM_TIMEOUT_S),
+            # No key: the caller agrees.
+            Redirect(Target(Hook.CONFIRM, offered)),
+        )
+    if top is not None and len(known) >= 2 and top[1] >= settings.choose_at:
+        first, second = (plan.specialties[d] for d, _ in known[:2])
+        offered = replace(state, offer=(first.id, second.id), tries=0)
+        question = _say(
+            plan,
+            lang,
+            plan.prompts.understood_choose,
+            first=first.display_name(lang),
+            second=second.display_name(lang),
+        )
+        return offered, (
+            change,
+            Gather((question,), Target(Hook.CHOICE, offered), plan.dialogue.gather_timeout_s),
+            Redirect(Target(Hook.CHOICE, offered)),
+        )
+    if state.tries + 1 < settings.attempts:
+        again = replace(state, tries=state.tries + 1)
+        _, describe = _describe(plan, again, plan.prompts.not_understood)
+        return again, (change, *describe)
+    menu = replace(state, node=plan.root, tries=0, offer=())
+    return menu, (change, *_menu(plan, menu, (_say(plan, lang, plan.prompts.use_keys),)))
+
+
+def _confirmed(plan: IvrPlan, state: CallState, digits: str) -> Step:
+    desk = state.offer[0] if state.offer and state.offer[0] in plan.specialties else None
+    if desk is not None and digits.strip() == "":
+        chosen = TicketChange(note=f"caller accepted {desk}", choice=desk)
+        moved, actions = _connect(plan, replace(state, offer=()), desk)
+        return moved, (chosen, *actions)
+    rejected = TicketChange(
+        note="caller said no to the desk their words pointed to", choice="rejected"
+    )
+    menu = replace(state, node=plan.root, tries=0, offer=())
+    return menu, (rejected, *_menu(plan, menu))
+
+
+def _chosen(plan: IvrPlan, state: CallState, digits: str) -> Step:
+    key = digits.strip()
+    index = {"1": 0, "2": 1}.get(key)
+    if index is not None and index < len(state.offer) and state.offer[index] in plan.specialties:
+        desk = state.offer[index]
+        chosen = TicketChange(note=f"caller chose {desk}", choice=desk)
+        moved, actions = _connect(plan, replace(state, offer=()), desk)
+        return moved, (chosen, *actions)
+    to_menu = TicketChange(note="caller chose the key menu", choice="menu")
+    menu = replace(state, node=plan.root, tries=0, offer=())
+    return menu, (to_menu, *_menu(plan, menu))
 
 
 def _record(target: Target, settings: RecordSettings) -> Record:
@@ -298,7 +402,7 @@ def _connect(plan: IvrPlan, state: CallState, specialty_id: str) -> Step:
         menu_path=state.path,
         specialty=specialty.id,
         department=specialty.department,
-        tier=plan.tiers.tier_for(AppealType.UNKNOWN, specialty.tier_overrides),
+        tier=plan.tiers.tier_for(_appeal(state), specialty.tier_overrides),
     )
     desk = specialty.display_name(state.lang)
     return routed, (

@@ -87,6 +87,10 @@ class Prompts:
     queue_estimate: Text  # {minutes}
     queue_offer_voicemail: Text
     system_error: Text
+    understood_confirm: Text  # {desk}
+    understood_choose: Text  # {first} {second}
+    not_understood: Text
+    use_keys: Text
     key_names: Mapping[str, Text]  # how "*" and "#" are spoken
 
 
@@ -105,6 +109,15 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class UnderstandingSettings:
+    """How sure the classifier must be before the caller is put through on their words."""
+
+    confirm_at: float  # the top desk is announced; a key says no
+    choose_at: float  # the top two are offered
+    attempts: int  # recordings before falling back to the key menu
+
+
+@dataclass(frozen=True)
 class Dialogue:
     max_tries: int
     gather_timeout_s: int
@@ -112,6 +125,7 @@ class Dialogue:
     describe: RecordSettings
     voicemail: RecordSettings
     queue: QueueSettings
+    understanding: UnderstandingSettings
 
 
 @dataclass(frozen=True)

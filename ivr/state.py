@@ -26,6 +26,8 @@ class CallState:
     queue: str | None = None  # the queue joined
     full: tuple[str, ...] = ()  # queues the carrier reported full during this call
     loop: int = 0  # wait-music loops in the queue
+    offer: tuple[str, ...] = ()  # desks the caller's words pointed to, to confirm or choose
+    appeal: str | None = None  # the appeal type understood from the caller's words
 
     def to_params(self) -> dict[str, str]:
         params = {"lang": self.lang, "node": self.node}
@@ -41,6 +43,10 @@ class CallState:
             params["full"] = SEPARATOR.join(self.full)
         if self.loop:
             params["loop"] = str(self.loop)
+        if self.offer:
+            params["offer"] = SEPARATOR.join(self.offer)
+        if self.appeal:
+            params["appeal"] = self.appeal
         return params
 
     @classmethod
@@ -55,6 +61,8 @@ class CallState:
             queue=_word(params.get("queue")),
             full=_words(params.get("full")),
             loop=_count(params.get("loop")),
+            offer=_words(params.get("offer")),
+            appeal=_word(params.get("appeal")),
         )
 
 

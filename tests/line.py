@@ -3,6 +3,7 @@ virtual carrier as Twilio, and a clock the test sets."""
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from hotline.carrier.carrier import CallRecord, VirtualCarrier
 from hotline.config import load_config
 from hotline.settings import Settings
 from hotline.web.app import make_app
+from speech.classifier import SpecialtyClassifier
 from tests.conftest import CONFIG_DIR
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -66,6 +68,12 @@ class Line:
         return result
 
 
+@functools.cache
+def trained(digest: str, config_dir: Path) -> SpecialtyClassifier:
+    """Training takes half a second; the tests share one classifier per config."""
+    return SpecialtyClassifier.train(load_config(config_dir).examples)
+
+
 @asynccontextmanager
 async def running_line(
     database_url: str,
@@ -87,7 +95,8 @@ async def running_line(
         config_poll_s=0.2,
         **settings,
     )
-    app = make_app(app_settings, load_config(config_dir), clock=clock)
+    loaded = load_config(config_dir)
+    app = make_app(app_settings, loaded, clock=clock, classifier=trained(loaded.digest, config_dir))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")

@@ -150,14 +150,23 @@ async def test_press_one_in_queue_leaves_a_message(line: Line) -> None:
     assert [r["kind"] for r in ticket["recordings"]] == ["voicemail"]
 
 
-async def test_describe_your_issue_keeps_the_recording(line: Line) -> None:
-    caller = ScriptedCaller(keys=["8"], recordings=[Recording(duration=9.0)])
+async def test_describe_without_a_speech_engine_falls_back_to_keys(line: Line) -> None:
+    # This line runs without recognition workers: the words cannot be understood, so the
+    # caller is asked once more, then given the key menu; both recordings are kept.
+    caller = ScriptedCaller(
+        keys=["8", "2", "2"], recordings=[Recording(duration=9.0), Recording(duration=7.0)]
+    )
     record = await line.call(caller)
-    assert "请在提示音后简要说明您的问题" in heard(record)
-    assert enqueued(record) == [("desk-general", "bridged")]
+    said = heard(record)
+    assert "请在提示音后简要说明您的问题" in said
+    assert "抱歉，没有听清您的问题，请在提示音后再说一遍。" in said
+    assert "抱歉，请用按键选择。" in said
+    assert enqueued(record) == [("desk-tax-invoice", "bridged")]
     ticket = await line.ticket(record.call_sid)
-    assert [r["kind"] for r in ticket["recordings"]] == ["description"]
-    assert ticket["menu_path"] == ["main.8"]
+    assert [r["kind"] for r in ticket["recordings"]] == ["description", "description"]
+    assert ticket["classification"]["problem"] == "no-speech-engine"
+    assert ticket["classification"]["attempts"] == 2
+    assert ticket["menu_path"] == ["main.8", "main.2", "tax.2"]
 
 
 async def test_describe_with_silence_returns_to_the_menu(line: Line) -> None:

@@ -29,11 +29,13 @@ from ivr.model import (
     ToGeneralDesk,
     ToMenu,
     ToSpecialty,
+    UnderstandingSettings,
 )
 from routing.hours import BusinessHours, Window
 from routing.queue_router import QueueRouter
 from routing.specialty import VOICEMAIL, Specialty
 from routing.tiers import TierRules
+from speech.examples import DeskExamples
 
 FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "line": ("line.yaml", schema.LineFile),
@@ -41,10 +43,24 @@ FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "specialties": ("specialties.yaml", schema.SpecialtiesFile),
     "menus": ("menus.yaml", schema.MenusFile),
     "tiers": ("tiers.yaml", schema.TiersFile),
+    "speech": ("speech.yaml", schema.SpeechFile),
 }
+EXAMPLES_DIR = "examples"
+# Fewer examples than this per desk make the classifier guess (a warning, not an error).
+MIN_EXAMPLES = {"zh": 15, "en": 5}
 MAX_DEPTH_WARNING = 3
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    deadline_s: float
+    min_length_s: float
+    max_length_s: float
+    vosk_rate: int | None
+    zh_model: str | None
+    en_model: str | None
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,14 @@ class LoadedConfig:
     directory: Path
     digest: str  # changes whenever any file changes: tells a reload what it loaded
     warnings: tuple[str, ...]
+    examples: Mapping[str, DeskExamples]
+    speech: SpeechSettings
+
+
+def config_files(directory: Path) -> list[Path]:
+    """Every file the config is made of (the fixed files and the examples)."""
+    fixed = [directory / filename for filename, _ in FILES.values()]
+    return fixed + sorted((directory / EXAMPLES_DIR).glob("*.yaml"))
 
 
 def load_config(directory: Path) -> LoadedConfig:
@@ -76,6 +100,7 @@ def load_config(directory: Path) -> LoadedConfig:
         validated = _validate(doc, model, errors)
         if validated is not None:
             models[part] = validated
+    examples = _load_examples(directory, docs, errors, digest)
     if errors:
         raise ConfigInvalid(errors)
     line = _as(models["line"], schema.LineFile)
@@ -83,12 +108,69 @@ def load_config(directory: Path) -> LoadedConfig:
     specialties = _as(models["specialties"], schema.SpecialtiesFile)
     menus = _as(models["menus"], schema.MenusFile)
     tiers = _as(models["tiers"], schema.TiersFile)
+    speech = _as(models["speech"], schema.SpeechFile)
     checker = _CrossCheck(docs, errors)
     checker.run(line, prompts, specialties, menus)
+    checker.examples(examples, specialties, [lang.code for lang in line.languages])
     if errors:
         raise ConfigInvalid(errors)
-    plan = _build(line, prompts, specialties, menus, tiers)
-    return LoadedConfig(plan, directory, digest.hexdigest()[:16], tuple(_warnings(plan)))
+    plan = _build(line, prompts, specialties, menus, tiers, speech)
+    desks = {
+        desk: DeskExamples(
+            keywords={lang: tuple(words) for lang, words in spec.keywords.items()},
+            examples={
+                lang: {appeal: tuple(u) for appeal, u in by_appeal.items()}
+                for lang, by_appeal in spec.examples.items()
+            },
+        )
+        for desk, (_, spec) in examples.items()
+    }
+    r = speech.recognition
+    settings = SpeechSettings(
+        r.deadline_s,
+        r.min_length_s,
+        r.max_length_s,
+        r.vosk_rate,
+        speech.models.zh,
+        speech.models.en,
+    )
+    warnings = _warnings(plan) + _example_warnings(plan, desks)
+    return LoadedConfig(plan, directory, digest.hexdigest()[:16], tuple(warnings), desks, settings)
+
+
+def _load_examples(
+    directory: Path,
+    docs: dict[str, YamlDocument],
+    errors: list[ConfigError],
+    digest: Any,
+) -> dict[str, tuple[str, schema.DeskExamplesSpec]]:
+    """Every desk's examples, with the part (file) each came from."""
+    found: dict[str, tuple[str, schema.DeskExamplesSpec]] = {}
+    for path in sorted((directory / EXAMPLES_DIR).glob("*.yaml")):
+        digest.update(path.read_bytes())
+        part = f"{EXAMPLES_DIR}/{path.name}"
+        try:
+            doc = read_yaml(path)
+        except YamlSyntaxError as exc:
+            errors.append(ConfigError(str(path), exc.line, "", f"not valid YAML: {exc.message}"))
+            continue
+        docs[part] = doc
+        validated = _validate(doc, schema.ExamplesFile, errors)
+        if validated is None:
+            continue
+        for desk, spec in validated.root.items():
+            if desk in found:
+                errors.append(
+                    ConfigError(
+                        str(path),
+                        doc.line_of((desk,)),
+                        desk,
+                        f"examples for {desk!r} are also in {found[desk][0]}",
+                    )
+                )
+                continue
+            found[desk] = (part, spec)
+    return found
 
 
 def _as(model: BaseModel, kind: type[M]) -> M:
@@ -274,6 +356,24 @@ class _CrossCheck:
             if menu_id not in reachable:
                 self.error("menus", ("menus", menu_id), "no key leads to this menu from the root")
 
+    def examples(
+        self,
+        found: Mapping[str, tuple[str, schema.DeskExamplesSpec]],
+        specialties: schema.SpecialtiesFile,
+        langs: list[str],
+    ) -> None:
+        for desk, (part, spec) in found.items():
+            if desk not in specialties.specialties:
+                self.error(part, (desk,), f"unknown specialty {desk!r}")
+            for field_name, texts in (("keywords", spec.keywords), ("examples", spec.examples)):
+                for lang in texts:
+                    if lang not in langs:
+                        self.error(
+                            part,
+                            (desk, field_name, lang),
+                            f"language {lang!r} is not in line.yaml languages",
+                        )
+
 
 def _reachable(root: str, parents: Mapping[str, str]) -> set[str]:
     found = {root}
@@ -297,6 +397,7 @@ def _build(
     specialties: schema.SpecialtiesFile,
     menus: schema.MenusFile,
     tiers: schema.TiersFile,
+    speech: schema.SpeechFile,
 ) -> IvrPlan:
     zone = ZoneInfo(line.timezone)
     overrides = {
@@ -372,6 +473,11 @@ def _build(
             queue=QueueSettings(
                 d.queue.hold_music_url, d.queue.hold_pause_s, d.queue.offer_voicemail_every
             ),
+            understanding=UnderstandingSettings(
+                speech.understanding.confirm_at,
+                speech.understanding.choose_at,
+                speech.understanding.attempts,
+            ),
         ),
         router=QueueRouter(desks),
     )
@@ -400,6 +506,21 @@ def key_depths(plan: IvrPlan) -> dict[str, int]:
                 case ToSpecialty(specialty=spec):
                     depths[spec] = min(depths.get(spec, depth + 1), depth + 1)
     return depths
+
+
+def _example_warnings(plan: IvrPlan, desks: Mapping[str, DeskExamples]) -> list[str]:
+    warnings: list[str] = []
+    for desk in plan.specialties:
+        examples = desks.get(desk)
+        for lang in plan.language_codes():
+            have = examples.count(lang) if examples else 0
+            want = MIN_EXAMPLES.get(lang, 5)
+            if have < want:
+                warnings.append(
+                    f"specialty {desk!r} has {have} {lang} examples "
+                    f"(fewer than {want}): callers' words will often miss it"
+                )
+    return warnings
 
 
 def _warnings(plan: IvrPlan) -> list[str]:

@@ -6,7 +6,7 @@ import re
 from datetime import date, time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from routing.tiers import AppealType, FeedbackTier
 
@@ -138,6 +138,10 @@ class PromptsFile(Strict):
     queue_estimate: Text
     queue_offer_voicemail: Text
     system_error: Text
+    understood_confirm: Text
+    understood_choose: Text
+    not_understood: Text
+    use_keys: Text
     key_names: dict[Literal["*", "#"], Text] = {}
 
 
@@ -150,6 +154,8 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "queue_position": frozenset({"ahead"}),
     "queue_estimate": frozenset({"minutes"}),
     "queue_offer_voicemail": frozenset({"key"}),
+    "understood_confirm": frozenset({"desk"}),
+    "understood_choose": frozenset({"first", "second"}),
 }
 
 
@@ -222,3 +228,49 @@ class TiersFile(Strict):
         if missing:
             raise ValueError(f"every appeal type needs a tier; missing: {', '.join(missing)}")
         return value
+
+
+class UnderstandingSpec(Strict):
+    # The top desk's score (0..1) decides the dialogue after the caller spoke.
+    confirm_at: Annotated[float, Field(gt=0, le=1)] = 0.5
+    choose_at: Annotated[float, Field(gt=0, le=1)] = 0.2
+    attempts: Annotated[int, Field(ge=1, le=3)] = 2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UnderstandingSpec:
+        if self.choose_at > self.confirm_at:
+            raise ValueError("choose_at must not be above confirm_at")
+        return self
+
+
+class RecognitionSpec(Strict):
+    deadline_s: Annotated[float, Field(gt=0, le=12)] = 4.0
+    min_length_s: Annotated[float, Field(ge=0, le=10)] = 1.0
+    max_length_s: Annotated[float, Field(ge=1, le=600)] = 60.0
+    vosk_rate: Literal[8000, 16000] | None = None
+
+
+class ModelsSpec(Strict):
+    zh: str | None = "vosk-model-small-cn-0.22"
+    en: str | None = None
+
+
+class SpeechFile(Strict):
+    """speech.yaml: how a caller's own words are recognised and understood."""
+
+    understanding: UnderstandingSpec = UnderstandingSpec()
+    recognition: RecognitionSpec = RecognitionSpec()
+    models: ModelsSpec = ModelsSpec()
+
+
+Utterance = Annotated[str, Field(min_length=1, max_length=300)]
+Appeal = Literal["consultation", "request", "complaint", "report", "suggestion"]
+
+
+class DeskExamplesSpec(Strict):
+    keywords: dict[str, list[Annotated[str, Field(min_length=1, max_length=40)]]] = {}
+    examples: dict[str, dict[Appeal, list[Utterance]]] = {}
+
+
+class ExamplesFile(RootModel[dict[Id, DeskExamplesSpec]]):
+    """examples/*.yaml: what callers of each desk say, for the classifier and the grammar."""

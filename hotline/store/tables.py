@@ -72,6 +72,9 @@ tickets = Table(
     Column("callback_requested", Boolean, nullable=False),
     Column("wants_voicemail", Boolean, nullable=False),
     Column("queue_result", String(24)),
+    Column("transcript", Text),
+    # What the caller's words were taken to mean: candidates, scores, appeal, their choice.
+    Column("classification", JSON),
     Column("call_status", String(16)),
     Column("call_duration_s", Integer),
     Column("created_at", UtcDateTime(), nullable=False),

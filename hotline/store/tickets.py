@@ -252,6 +252,7 @@ class TicketStore:
             "callback_requested": change.callback,
             "wants_voicemail": change.wants_voicemail,
             "queue_result": change.queue_result.value if change.queue_result else None,
+            "appeal_type": change.appeal.value if change.appeal else None,
         }
         for name, value in fields.items():
             if value is not None and row[name] != value:
@@ -259,6 +260,11 @@ class TicketStore:
         if change.tier is not None and row["feedback_tier"] != change.tier.value:
             values["feedback_tier"] = change.tier.value
             values["due_at"] = due_at(row["created_at"], FeedbackTier(change.tier), self._zone)
+        understood = _classification(row["classification"], change)
+        if understood != row["classification"]:
+            values["classification"] = understood
+        if change.understanding is not None and change.understanding.transcript:
+            values["transcript"] = change.understanding.transcript
         detail: dict[str, Any] = {k: v for k, v in values.items() if k != "due_at"}
         if change.recording is not None:
             kind, recording = change.recording
@@ -311,6 +317,22 @@ class TicketStore:
             )
         )
         return {**row, **values}
+
+
+def _classification(current: Any, change: TicketChange) -> Any:
+    """The ticket's record of understanding, with this change's news merged in."""
+    merged = dict(current) if isinstance(current, dict) else None
+    if change.understanding is not None:
+        u = change.understanding
+        merged = {
+            "candidates": [[desk, round(score, 3)] for desk, score in u.candidates],
+            "appeal": u.appeal.value,
+            "problem": u.problem,
+            "attempts": (merged or {}).get("attempts", 0) + 1,
+        }
+    if change.choice is not None:
+        merged = {**(merged or {}), "choice": change.choice}
+    return merged
 
 
 def _public(row: Mapping[str, Any]) -> dict[str, Any]:

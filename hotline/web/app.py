@@ -13,18 +13,33 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 from multidict import MultiDict
 
 from hotline.config import LoadedConfig
 from hotline.live_config import LiveConfig
+from hotline.recordings import RecordingFetcher
 from hotline.settings import Settings
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.tickets import TicketStore
+from hotline.understanding import ClassifierCache, Understander
 from hotline.web import api, calls
-from hotline.web.keys import CLOCK, CONFIG, SETTINGS, SIGNATURES, STORE, Clock
+from hotline.web.keys import (
+    CLASSIFIERS,
+    CLOCK,
+    CONFIG,
+    SETTINGS,
+    SIGNATURES,
+    STORE,
+    UNDERSTANDER,
+    Clock,
+)
 from hotline.web.twilio_in import SignatureCheck
+from speech.classifier import SpecialtyClassifier
+from speech.examples import grammar_texts
+from speech.pool import Engines, SpeechPool
 
 log = structlog.get_logger("hotline.web")
 
@@ -34,8 +49,13 @@ def utc_now() -> datetime:
 
 
 def make_app(
-    settings: Settings, config: LoadedConfig, *, clock: Clock = utc_now
+    settings: Settings,
+    config: LoadedConfig,
+    *,
+    clock: Clock = utc_now,
+    classifier: SpecialtyClassifier | None = None,
 ) -> web.Application:
+    """The whole server. `classifier`: one already trained on `config`'s examples."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[twilio_guard, api.require_token],
@@ -44,6 +64,7 @@ def make_app(
     app[CONFIG] = LiveConfig(config)
     app[CLOCK] = clock
     app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token, settings.twilio_webhook_shared_key)
+    app[CLASSIFIERS] = ClassifierCache(config, classifier)
     app.cleanup_ctx.append(_resources)
     _routes(app)
     return app
@@ -65,6 +86,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     engine = make_engine(settings.database_url)
     await upgrade(engine)
     app[STORE] = TicketStore(engine, plan.hours.zone, plan.default_language)
+    session = aiohttp.ClientSession()
+    pool = await _speech_pool(settings, live.current)
+    app[UNDERSTANDER] = Understander(
+        RecordingFetcher(
+            session,
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.recording_url_prefixes,
+        ),
+        pool,
+        app[CLASSIFIERS],
+    )
     watcher = asyncio.create_task(live.watch(settings.config_poll_s))
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -76,7 +109,29 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    if pool is not None:
+        pool.close()
+    await session.close()
     await engine.dispose()
+
+
+async def _speech_pool(settings: Settings, config: LoadedConfig) -> SpeechPool | None:
+    """Recognition workers, warmed up before the first call; None when speech is off."""
+    if settings.speech_workers <= 0:
+        log.info("speech_off", reason="no speech workers configured")
+        return None
+    speech = config.speech
+    zh = settings.models_dir / speech.zh_model if speech.zh_model else None
+    if zh is not None and not (zh / "am" / "final.mdl").is_file():
+        log.warning("speech_off", reason=f"no model in {zh}: run `hotline speech fetch-model`")
+        return None
+    en = settings.models_dir / speech.en_model if speech.en_model else None
+    engines = Engines(zh, en, speech.vosk_rate, speech.min_length_s, speech.max_length_s)
+    warm = {lang: grammar_texts(config.examples, lang) for lang in ("zh", "en")}
+    pool = SpeechPool(engines, settings.speech_workers, warm)
+    await pool.warm_up()
+    log.info("speech_on", workers=settings.speech_workers, zh=str(zh), en=str(en or "pocketsphinx"))
+    return pool
 
 
 @web.middleware

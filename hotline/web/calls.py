@@ -15,12 +15,15 @@ from aiohttp import web
 from multidict import MultiDict
 
 from hotline.store.tickets import CallRef
-from hotline.web.keys import CLOCK, CONFIG, STORE
+from hotline.web.keys import CLOCK, CONFIG, STORE, UNDERSTANDER
 from hotline.web.twilio_in import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
 from hotline.web.twiml import TwimlRenderer
 from ivr.actions import Action, Enqueue, Gather, Hangup, Hook, Record, Redirect, TicketChange
 from ivr.events import (
     CallStarted,
+    ChoiceAnswered,
+    ConfirmAnswered,
+    Described,
     Event,
     KeyPressed,
     NoInput,
@@ -97,11 +100,21 @@ async def _event(
             return KeyPressed(webhook.digits) if webhook.digits else NoInput()
         case Hook.NO_INPUT:
             return NoInput()
-        case Hook.DESCRIBED | Hook.VOICEMAIL:
-            kind = RecordingKind.DESCRIPTION if hook is Hook.DESCRIBED else RecordingKind.VOICEMAIL
-            return (
-                Recorded(kind, webhook.recording) if webhook.recording else RecordingMissing(kind)
+        case Hook.VOICEMAIL:
+            if webhook.recording is None:
+                return RecordingMissing(RecordingKind.VOICEMAIL)
+            return Recorded(RecordingKind.VOICEMAIL, webhook.recording)
+        case Hook.DESCRIBED:
+            if webhook.recording is None:
+                return RecordingMissing(RecordingKind.DESCRIPTION)
+            understanding = await request.app[UNDERSTANDER].understand(
+                webhook.recording, state.lang, request.app[CONFIG].current, webhook.call_sid
             )
+            return Described(webhook.recording, understanding)
+        case Hook.CONFIRM:
+            return ConfirmAnswered(webhook.digits or "")
+        case Hook.CHOICE:
+            return ChoiceAnswered(webhook.digits or "")
         case Hook.ROUTE:
             return RoutingRequested(await _waiting(request, plan, state))
         case Hook.QUEUE_WAIT:

@@ -10,6 +10,7 @@ from aiohttp import web
 from hotline.live_config import LiveConfig
 from hotline.settings import Settings
 from hotline.store.tickets import TicketStore
+from hotline.understanding import ClassifierCache, Understander
 from hotline.web.twilio_in import SignatureCheck
 
 Clock = Callable[[], datetime]
@@ -19,3 +20,5 @@ CONFIG = web.AppKey("config", LiveConfig)
 STORE = web.AppKey("store", TicketStore)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SIGNATURES = web.AppKey("signatures", SignatureCheck)
+UNDERSTANDER = web.AppKey("understander", Understander)
+CLASSIFIERS = web.AppKey("classifiers", ClassifierCache)

@@ -84,7 +84,7 @@ def _int(raw: str | None) -> int | None:
 def _recording(form: Mapping[str, str]) -> Recording | None:
     url = (form.get("RecordingUrl") or "").strip()
     sid = _match(_RECORDING_SID, form.get("RecordingSid"))
-    if not url.startswith("https://") or len(url) > 500 or sid is None:
+    if not url.startswith(("https://", "http://")) or len(url) > 500 or sid is None:
         return None
     return Recording(url=url, sid=sid, duration_s=_int(form.get("RecordingDuration")) or 0)
 

@@ -1,0 +1,109 @@
+"""From a recording to an Understanding: fetch, recognise off the event loop, classify.
+
+Never raises: whatever goes wrong becomes `Understanding.problem`, and the call flow gives
+the caller the key menu instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from hotline.config import LoadedConfig
+from hotline.recordings import FetchProblem, RecordingFetcher
+from ivr.events import Recording, Understanding
+from routing.tiers import AppealType
+from speech.classifier import SpecialtyClassifier
+from speech.examples import grammar_texts
+from speech.pool import SpeechPool, SpeechProblem
+
+log = structlog.get_logger("hotline.speech")
+
+
+class ClassifierCache:
+    """The classifier of the config in service; retrained off the loop when it changes."""
+
+    def __init__(self, config: LoadedConfig, trained: SpecialtyClassifier | None = None) -> None:
+        self.classifier = trained or SpecialtyClassifier.train(config.examples)
+        self.digest = config.digest
+        self._training: asyncio.Task[None] | None = None
+
+    def refresh(self, config: LoadedConfig) -> None:
+        if config.digest == self.digest or self._training is not None:
+            return
+        self._training = asyncio.get_running_loop().create_task(self._retrain(config))
+
+    async def _retrain(self, config: LoadedConfig) -> None:
+        try:
+            trained = await asyncio.to_thread(SpecialtyClassifier.train, config.examples)
+            self.classifier, self.digest = trained, config.digest
+            log.info("classifier_trained", digest=config.digest, seconds=round(trained.train_s, 2))
+        except Exception:
+            log.exception("classifier_training_failed", digest=config.digest)
+            self.digest = config.digest  # do not retry the same data in a loop
+        finally:
+            self._training = None
+
+
+class Understander:
+    def __init__(
+        self,
+        fetcher: RecordingFetcher,
+        pool: SpeechPool | None,
+        classifiers: ClassifierCache,
+    ) -> None:
+        self._fetcher = fetcher
+        self._pool = pool
+        self._classifiers = classifiers
+
+    async def understand(
+        self, recording: Recording, lang: str, config: LoadedConfig, call_sid: str | None
+    ) -> Understanding:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.speech.deadline_s
+        self._classifiers.refresh(config)
+        if self._pool is None:
+            return self._failed("no-speech-engine", call_sid, started)
+        try:
+            raw = await self._fetcher.fetch(recording.url, deadline)
+            transcript = await self._pool.recognise(
+                raw, lang, grammar_texts(config.examples, lang), max(0.05, deadline - loop.time())
+            )
+        except (FetchProblem, SpeechProblem) as exc:
+            return self._failed(exc.problem, call_sid, started, exc.detail)
+        result = self._classifiers.classifier.classify(transcript.text)
+        try:
+            appeal = AppealType(result.appeal)
+        except ValueError:
+            appeal = AppealType.UNKNOWN
+        log.info(
+            "speech_understood",
+            call_sid=call_sid,
+            lang=lang,
+            top=list(result.candidates[:1]),
+            audio_s=round(transcript.audio_s, 2),
+            decode_s=round(transcript.decode_s, 3),
+            rtf=round(transcript.decode_s / transcript.audio_s, 3) if transcript.audio_s else None,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return Understanding(
+            transcript=transcript.free or transcript.grammar,
+            candidates=result.candidates,
+            appeal=appeal,
+        )
+
+    @staticmethod
+    def _failed(
+        problem: str, call_sid: str | None, started: float, detail: str = ""
+    ) -> Understanding:
+        log.warning(
+            "speech_not_understood",
+            call_sid=call_sid,
+            problem=problem,
+            detail=detail,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return Understanding("", (), AppealType.UNKNOWN, problem)
