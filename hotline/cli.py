@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -49,6 +50,24 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(metavar="ACTION")
     up = db_sub.add_parser("upgrade", help="migrate the schema to the newest version")
     up.set_defaults(run=_db_upgrade)
+
+    speech = sub.add_parser("speech", help="the offline speech model")
+    speech_sub = speech.add_subparsers(metavar="ACTION")
+    fetch = speech_sub.add_parser("fetch-model", help="install the Mandarin model, verified")
+    fetch.add_argument("--models", type=Path, default=None, metavar="DIR")
+    fetch.set_defaults(run=_fetch_model)
+
+    classify = sub.add_parser("classify", help="which desk a sentence is about (JSON)")
+    classify.add_argument("text", nargs="?", help="one utterance; none: one per stdin line")
+    classify.add_argument("--lang", choices=["zh", "en"], default=None)
+    classify.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
+    classify.set_defaults(run=_classify)
+
+    transcribe = sub.add_parser("transcribe", help="what the recognizer hears in recordings")
+    transcribe.add_argument("files", nargs="+", type=Path)
+    transcribe.add_argument("--lang", choices=["zh", "en"], default="zh")
+    transcribe.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
+    transcribe.set_defaults(run=_transcribe)
 
     call = sub.add_parser("call", help="place a test call from this terminal")
     call.add_argument("--url", default="http://127.0.0.1:8080")
@@ -131,6 +150,88 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=None,
     )
     return 0
+
+
+def _fetch_model(args: argparse.Namespace) -> int:
+    from speech.models import ModelFetchError, fetch_model
+
+    models = args.models or Settings.from_env(os.environ).models_dir
+    try:
+        fetch_model(models)
+    except ModelFetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from speech.classifier import SpecialtyClassifier
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    classifier = SpecialtyClassifier.train(loaded.examples)
+    lines = [args.text] if args.text is not None else (line.rstrip("\n") for line in sys.stdin)
+    for text in lines:
+        result = classifier.classify(text)
+        print(
+            json.dumps(
+                {
+                    "text": text,
+                    "top": [
+                        {
+                            "specialty": d,
+                            "score": round(p, 3),
+                            "name": loaded.plan.specialties[d].display_name(args.lang or "zh"),
+                        }
+                        for d, p in result.candidates
+                    ],
+                    "appeal": result.appeal,
+                    "appeal_score": round(result.appeal_score, 3),
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
+    return 0
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from speech.audio import AudioError
+    from speech.examples import grammar_texts
+    from speech.pool import Engines, recognise_with
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    settings = Settings.from_env(os.environ)
+    speech = loaded.speech
+    zh = settings.models_dir / speech.zh_model if speech.zh_model else None
+    en = settings.models_dir / speech.en_model if speech.en_model else None
+    engines = Engines(zh, en, speech.vosk_rate, speech.min_length_s, speech.max_length_s)
+    recognizer = engines.build()[args.lang]
+    texts = grammar_texts(loaded.examples, args.lang)
+    code = 0
+    for path in args.files:
+        try:
+            transcript = recognise_with(recognizer, engines, path.read_bytes(), texts)
+        except (AudioError, OSError) as exc:
+            print(json.dumps({"file": str(path), "error": str(exc)}, ensure_ascii=False))
+            code = 1
+            continue
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "free": transcript.free,
+                    "grammar": transcript.grammar,
+                    "audio_s": round(transcript.audio_s, 2),
+                    "decode_s": round(transcript.decode_s, 3),
+                },
+                ensure_ascii=False,
+            )
+        )
+    return code
 
 
 def _call(args: argparse.Namespace) -> int:

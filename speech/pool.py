@@ -73,17 +73,24 @@ def _start_worker(engines: Engines, warm_grammar: dict[str, tuple[str, ...]]) ->
         recognizer.transcribe(Pcm(silence.data * (rate // 8000), rate), warm_grammar.get(lang, ()))
 
 
-def _recognise(raw: bytes, lang: str, grammar: tuple[str, ...]) -> Heard:
+def _recognise(raw: bytes, lang: str, texts: tuple[str, ...]) -> Heard:
     settings = _worker_settings
     recognizer = _worker_engines.get(lang)
     if settings is None or recognizer is None:
         return Heard(None, "unknown-language", lang)
     try:
-        rate = recognizer.rate or _native_rate(raw)
-        pcm = decode(raw, rate=rate, min_s=settings.min_s, max_s=settings.max_s)
+        return Heard(recognise_with(recognizer, settings, raw, texts))
     except AudioError as exc:
         return Heard(None, exc.reason, exc.detail)
-    return Heard(recognizer.transcribe(pcm, grammar))
+
+
+def recognise_with(
+    recognizer: Recognizer, settings: Engines, raw: bytes, texts: Sequence[str]
+) -> Transcript:
+    """Decode one recording: both passes, the grammar built from the classifier's texts."""
+    rate = recognizer.rate or _native_rate(raw)
+    pcm = decode(raw, rate=rate, min_s=settings.min_s, max_s=settings.max_s)
+    return recognizer.transcribe(pcm, tuple(texts))
 
 
 def _native_rate(raw: bytes) -> int:

@@ -1,20 +1,25 @@
-"""Recognizers behind one interface: a free transcript and a grammar-restricted one.
+"""Recognizers behind one interface: a free transcript and a restricted one.
 
 The small Mandarin model is weak on telephone audio, so every utterance is decoded twice:
 freely (the transcript kept on the ticket) and against a grammar of the classifier's own
-vocabulary, which cannot wander off into words no desk cares about.
+vocabulary, which cannot wander off into words no desk cares about. `phrases` are the
+classifier's keywords and examples of the language; each recognizer builds (and keeps)
+its restricted model from them.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from speech.arpa import bigram_arpa
 from speech.audio import Pcm
+from speech.vocabulary import chinese_vocabulary
 
 UNKNOWN = "[unk]"
 CHUNK = 8000  # bytes fed per call: 0.5 s at 8 kHz
@@ -39,7 +44,7 @@ class Recognizer(Protocol):
 
     def knows(self, word: str) -> bool: ...
 
-    def transcribe(self, pcm: Pcm, grammar: Sequence[str]) -> Transcript: ...
+    def transcribe(self, pcm: Pcm, phrases: Sequence[str]) -> Transcript: ...
 
 
 def _words(raw: str) -> str:
@@ -63,11 +68,11 @@ class VoskRecognizer:
     def knows(self, word: str) -> bool:
         return bool(self._model.vosk_model_find_word(word) >= 0)
 
-    def transcribe(self, pcm: Pcm, grammar: Sequence[str]) -> Transcript:
+    def transcribe(self, pcm: Pcm, phrases: Sequence[str]) -> Transcript:
         started = time.perf_counter()
         free = self._decode(self._free_recognizer(pcm.rate), pcm)
         restricted = (
-            self._decode(self._grammar_recognizer(pcm.rate, grammar), pcm) if grammar else ""
+            self._decode(self._grammar_recognizer(pcm.rate, tuple(phrases)), pcm) if phrases else ""
         )
         return Transcript(free, restricted, pcm.seconds, time.perf_counter() - started)
 
@@ -76,13 +81,13 @@ class VoskRecognizer:
             self._free[rate] = self._vosk.KaldiRecognizer(self._model, rate)
         return self._free[rate]
 
-    def _grammar_recognizer(self, rate: int, grammar: Sequence[str]) -> Any:
-        key = (rate, hash(tuple(grammar)))
+    def _grammar_recognizer(self, rate: int, phrases: tuple[str, ...]) -> Any:
+        key = (rate, hash(phrases))
         if key not in self._grammar:
-            phrases = [w for w in grammar if self.knows(w)] + [UNKNOWN]
+            words = [*chinese_vocabulary(phrases, self.knows), UNKNOWN]
             self._grammar = {k: v for k, v in self._grammar.items() if k[0] != rate}
             self._grammar[key] = self._vosk.KaldiRecognizer(
-                self._model, rate, json.dumps(phrases, ensure_ascii=False)
+                self._model, rate, json.dumps(words, ensure_ascii=False)
             )
         return self._grammar[key]
 
@@ -96,28 +101,28 @@ class VoskRecognizer:
 
 
 class SphinxRecognizer:
-    """English on the CMU model bundled with pocketsphinx, restricted to a word-loop grammar.
-
-    Free recognition with that model is of no use on telephone speech, so both passes are
-    the grammar pass; an English Vosk model, when installed, replaces this."""
+    """English on the CMU model bundled with pocketsphinx, with a bigram model of the
+    desks' English phrases: free recognition with that model is of no use on telephone
+    speech, so both passes are this restricted one. An English Vosk model, when
+    installed, replaces it."""
 
     rate: int | None = 16000  # the bundled model's own rate
 
-    def __init__(self) -> None:
+    def __init__(self, workdir: Path | None = None) -> None:
         from pocketsphinx import Decoder
 
-        self._decoders: dict[tuple[int, int], Any] = {}
+        self._decoders: dict[int, Any] = {}
         self._probe = Decoder(samprate=16000, lm=None, loglevel="FATAL")
+        self._workdir = Path(workdir or tempfile.mkdtemp(prefix="hotline-sphinx-"))
 
     def knows(self, word: str) -> bool:
         return self._probe.lookup_word(word) is not None
 
-    def transcribe(self, pcm: Pcm, grammar: Sequence[str]) -> Transcript:
+    def transcribe(self, pcm: Pcm, phrases: Sequence[str]) -> Transcript:
         started = time.perf_counter()
-        words = [w for w in grammar if self.knows(w)]
-        if not words:
+        if not phrases:
             return Transcript("", "", pcm.seconds, 0.0)
-        decoder = self._decoder(pcm.rate, words)
+        decoder = self._decoder(tuple(phrases))
         decoder.start_utt()
         decoder.process_raw(pcm.data, full_utt=True)
         decoder.end_utt()
@@ -125,15 +130,13 @@ class SphinxRecognizer:
         text = _words(hyp.hypstr) if hyp is not None else ""
         return Transcript(text, text, pcm.seconds, time.perf_counter() - started)
 
-    def _decoder(self, rate: int, words: list[str]) -> Any:
+    def _decoder(self, phrases: tuple[str, ...]) -> Any:
         from pocketsphinx import Decoder
 
-        key = (rate, hash(tuple(words)))
+        key = hash(phrases)
         if key not in self._decoders:
-            alternatives = " | ".join(words)
-            grammar = f"#JSGF V1.0;\ngrammar words;\npublic <utterance> = ( {alternatives} )+;\n"
-            decoder = Decoder(samprate=rate, lm=None, loglevel="FATAL")
-            decoder.set_jsgf_string("words", grammar)
-            decoder.activate_search("words")
+            model = self._workdir / f"phrases-{key & 0xFFFFFFFF:08x}.arpa"
+            model.write_text(bigram_arpa(phrases, self.knows), encoding="utf-8")
+            decoder = Decoder(samprate=16000, lm=str(model), loglevel="FATAL")
             self._decoders = {key: decoder}
         return self._decoders[key]

@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable, Iterable
 
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
-_LATIN = re.compile(r"[a-z][a-z']*")
 MAX_WORD = 4
 
 
@@ -36,13 +35,4 @@ def chinese_vocabulary(texts: Iterable[str], known: Callable[[str], bool]) -> li
     for text in texts:
         for word in segment(text, known):
             seen.setdefault(word, None)
-    return list(seen)
-
-
-def english_vocabulary(texts: Iterable[str], known: Callable[[str], bool]) -> list[str]:
-    seen: dict[str, None] = {}
-    for text in texts:
-        for word in _LATIN.findall(text.lower()):
-            if known(word):
-                seen.setdefault(word, None)
     return list(seen)
