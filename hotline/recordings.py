@@ -4,6 +4,7 @@ available, and a deadline that the webhook's answer depends on."""
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import aiohttp
 
@@ -26,7 +27,8 @@ class RecordingFetcher:
         allowed_prefixes: tuple[str, ...],
     ) -> None:
         self._session = session
-        self._auth = aiohttp.BasicAuth(account_sid, auth_token) if account_sid else None
+        credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {credentials}"} if account_sid else {}
         self._allowed = allowed_prefixes
 
     async def fetch(self, url: str, deadline: float) -> bytes:
@@ -56,7 +58,7 @@ class RecordingFetcher:
 
     async def _get(self, url: str, timeout_s: float) -> tuple[int, bytes]:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
-        async with self._session.get(url, auth=self._auth, timeout=timeout) as response:
+        async with self._session.get(url, headers=self._headers, timeout=timeout) as response:
             if response.status != 200:
                 return response.status, b""
             if (response.content_length or 0) > MAX_BYTES:

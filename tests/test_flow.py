@@ -23,6 +23,9 @@ from ivr.actions import (
 )
 from ivr.events import (
     CallStarted,
+    ChoiceAnswered,
+    ConfirmAnswered,
+    Described,
     KeyPressed,
     NoInput,
     QueueKeyPressed,
@@ -32,12 +35,14 @@ from ivr.events import (
     Recording,
     RecordingMissing,
     RoutingRequested,
+    Understanding,
 )
 from ivr.flow import initial_state, rescue, step
 from ivr.model import IvrPlan
 from ivr.state import CallState
 from routing.hours import BusinessHours
 from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
+from routing.tiers import AppealType
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOON = datetime(2026, 11, 30, 12, 0, tzinfo=SHANGHAI)
@@ -293,3 +298,58 @@ def test_state_round_trips_through_url_params(plan: IvrPlan) -> None:
         {"lang": "<x>", "tries": "-1", "loop": "9" * 20, "path": "a~<b>~c"}, lang="zh", node="main"
     )
     assert junk == CallState(lang="zh", node="main", path=("a", "c"))
+
+
+REC = Recording("https://api.twilio.com/rec/RE3", "RE" + "3" * 32, 5)
+
+
+def understood(*candidates: tuple[str, float], appeal: str = "complaint") -> Described:
+    return Described(REC, Understanding("我们 开 的 专 票", candidates, AppealType(appeal)))
+
+
+def test_sure_words_are_confirmed_and_silence_accepts(plan: IvrPlan) -> None:
+    state, _ = press(plan, initial_state(plan), "8")
+    state, actions = step(plan, state, understood(("tax-invoice", 0.8), ("tax-filing", 0.1)))
+    change = changes(actions)[0]
+    assert change.understanding is not None and change.appeal is AppealType.COMPLAINT
+    assert "您反映的是发票方面的问题" in spoken(actions)
+    gather = next(a for a in actions if isinstance(a, Gather))
+    assert gather.target.hook is Hook.CONFIRM and isinstance(actions[-1], Redirect)
+    state, actions = step(plan, state, ConfirmAnswered(""))
+    assert changes(actions)[0].choice == "tax-invoice"
+    routed = changes(actions)[1]
+    assert routed.specialty == "tax-invoice"
+    assert routed.tier is not None and routed.tier.value == "7-day"  # a complaint
+    assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is Hook.ROUTE
+
+
+def test_a_key_says_no_and_leads_to_the_menu(plan: IvrPlan) -> None:
+    state, _ = step(plan, initial_state(plan), understood(("tax-invoice", 0.8)))
+    state, actions = step(plan, state, ConfirmAnswered("1"))
+    assert changes(actions)[0].choice == "rejected"
+    assert state.node == "main" and isinstance(actions[1], Gather)
+
+
+def test_middling_words_offer_two_desks(plan: IvrPlan) -> None:
+    state, actions = step(
+        plan, initial_state(plan), understood(("housing-fund", 0.4), ("social-insurance", 0.35))
+    )
+    assert "如果是住房公积金方面的问题，请按1；如果是社会保险，请按2" in spoken(actions)
+    assert state.offer == ("housing-fund", "social-insurance")
+    chosen, actions = step(plan, state, ChoiceAnswered("2"))
+    assert chosen.desk == "social-insurance" and changes(actions)[0].choice == "social-insurance"
+    menu, actions = step(plan, state, ChoiceAnswered("3"))
+    assert menu.node == "main" and changes(actions)[0].choice == "menu"
+    menu, actions = step(plan, state, ChoiceAnswered(""))
+    assert menu.node == "main"
+
+
+def test_unclear_words_are_asked_again_then_the_keys(plan: IvrPlan) -> None:
+    state, _ = press(plan, initial_state(plan), "8")
+    unclear = Described(REC, Understanding("", (), AppealType.UNKNOWN, "silence"))
+    state, actions = step(plan, state, unclear)
+    assert "请在提示音后再说一遍" in spoken(actions)
+    assert any(isinstance(a, Record) for a in actions) and state.tries == 1
+    low = understood(("pollution", 0.1), ("water-supply", 0.05))
+    state, actions = step(plan, state, low)
+    assert "请用按键选择" in spoken(actions) and state.node == "main" and state.tries == 0

@@ -31,10 +31,26 @@ ENGLISH = {
 def telephone(source: Path, target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         law = Path(tmp) / "mulaw.wav"
-        subprocess.run(["sox", str(source), "-r", "8000", "-c", "1", "-e", "mu-law", str(law),
-                        "sinc", "300-3400"], check=True)
-        subprocess.run(["sox", str(law), "-r", "8000", "-b", "16", "-e", "signed-integer",
-                        str(target)], check=True)
+        subprocess.run(
+            [
+                "sox",
+                str(source),
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-e",
+                "mu-law",
+                str(law),
+                "sinc",
+                "300-3400",
+            ],
+            check=True,
+        )
+        subprocess.run(
+            ["sox", str(law), "-r", "8000", "-b", "16", "-e", "signed-integer", str(target)],
+            check=True,
+        )
 
 
 def main() -> None:

@@ -1,0 +1,309 @@
+"""Callers who describe their matter: the real Vosk model on real recordings, through the
+real webhooks, with a stand-in for Twilio's recordings API on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import random
+import re
+import struct
+import time
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+import pytest_asyncio
+from aiohttp import BasicAuth, web
+from aiohttp.test_utils import TestServer
+
+from hotline.carrier.callers import Recording, ScriptedCaller
+from hotline.carrier.carrier import CallRecord
+from hotline.config import load_config
+from hotline.recordings import RecordingFetcher
+from hotline.understanding import ClassifierCache, Understander
+from ivr.events import Recording as TicketRecording
+from routing.tiers import AppealType
+from speech.pool import Engines, SpeechPool
+from tests.conftest import CONFIG_DIR, ROOT
+from tests.line import AUTH_TOKEN, Line, running_line
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+AUDIO = ROOT / "tests" / "data" / "audio"
+MODELS = ROOT / "models"
+ACCOUNT = "AC" + "7" * 32
+
+
+def wav(samples: list[int], rate: int = 8000) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return out.getvalue()
+
+
+@dataclass
+class Recordings:
+    """Twilio's recordings API as far as the service uses it: basic auth, `.wav`."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    not_yet: dict[str, int] = field(default_factory=dict)  # 404s before it is "stored"
+    slow: set[str] = field(default_factory=set)
+    requests: list[str] = field(default_factory=list)
+    base: str = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        self.requests.append(name)
+        auth = BasicAuth.decode(request.headers.get("Authorization", ""))
+        if (auth.login, auth.password) != (ACCOUNT, AUTH_TOKEN):
+            return web.Response(status=401)
+        if name in self.slow:
+            await asyncio.sleep(30)
+        if self.not_yet.get(name, 0) > 0:
+            self.not_yet[name] -= 1
+            return web.Response(status=404)
+        if name not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[name], content_type="audio/x-wav")
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/Recordings/{name}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def recordings() -> AsyncIterator[Recordings]:
+    store = Recordings()
+    for path in AUDIO.glob("*.wav"):
+        store.files[path.stem] = path.read_bytes()
+    app = web.Application()
+    app.router.add_get("/Recordings/{name}.wav", store.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    store.base = str(server.make_url("")).rstrip("/")
+    yield store
+    await server.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def line(
+    recordings: Recordings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Line]:
+    assert (MODELS / "vosk-model-small-cn-0.22" / "am" / "final.mdl").is_file(), (
+        "run `hotline speech fetch-model` (make test does)"
+    )
+    db = tmp_path_factory.mktemp("speech") / "speech.db"
+    async with running_line(
+        f"sqlite+aiosqlite:///{db}",
+        twilio_account_sid=ACCOUNT,
+        speech_workers=1,
+        models_dir=MODELS,
+        recording_url_prefixes=(recordings.base,),
+    ) as running:
+        yield running
+
+
+def heard(record: CallRecord) -> str:
+    return " ".join(record.said)
+
+
+def enqueued(record: CallRecord) -> list[tuple[str, str]]:
+    return [(q.queue, q.result) for q in record.queue_results]
+
+
+def spoken(recordings: Recordings, name: str) -> Recording:
+    return Recording(duration=3.0, url=recordings.url(name))
+
+
+async def test_a_caller_says_the_tax_invoice_problem_and_reaches_that_desk(
+    line: Line, recordings: Recordings
+) -> None:
+    # 我们开出去的专票对方说抵扣不了 — said after pressing 8; no key at the confirmation.
+    caller = ScriptedCaller(keys=["8", None], recordings=[spoken(recordings, "tax_invoice_zh")])
+    record = await line.call(caller)
+    assert record.application_error is None
+    assert "您反映的是发票方面的问题，如果不对，请按任意键。" in heard(record)
+    assert "正在为您转接发票专席，请稍候。" in heard(record)
+    assert enqueued(record) == [("desk-tax-invoice", "bridged")]
+    ticket = await line.ticket(record.call_sid)
+    assert "抵扣" in ticket["transcript"] and "票" in ticket["transcript"]
+    understood = ticket["classification"]
+    assert understood["candidates"][0][0] == "tax-invoice"
+    assert len(understood["candidates"]) == 3 and understood["choice"] == "tax-invoice"
+    assert ticket["specialty"] == "tax-invoice" and ticket["status"] == "answered"
+    plan = load_config(CONFIG_DIR).plan
+    appeal = ticket["appeal_type"]
+    assert appeal == understood["appeal"] != "unknown"
+    expected = plan.tiers.tier_for(AppealType(appeal))
+    assert ticket["feedback_tier"] == expected.value
+    assert [r["kind"] for r in ticket["recordings"]] == ["description"]
+
+
+async def test_the_caller_can_say_no_to_the_suggested_desk(
+    line: Line, recordings: Recordings
+) -> None:
+    caller = ScriptedCaller(
+        keys=["8", "1", "2", "3"], recordings=[spoken(recordings, "tax_invoice_zh")]
+    )
+    record = await line.call(caller)
+    assert "请选择服务类别。" in heard(record).split("您反映的是")[1]
+    assert enqueued(record) == [("desk-tax-filing", "bridged")]
+    ticket = await line.ticket(record.call_sid)
+    assert ticket["classification"]["choice"] == "rejected"
+    assert ticket["menu_path"] == ["main.8", "main.2", "tax.3"]
+
+
+async def test_between_two_desks_the_caller_chooses(line: Line, recordings: Recordings) -> None:
+    # 公司只给我们交社保公积金一直没交: social insurance or housing fund?
+    caller = ScriptedCaller(
+        keys=["8", "2"], recordings=[spoken(recordings, "insurance_or_fund_zh")]
+    )
+    record = await line.call(caller)
+    match = re.search(r"如果是(.+?)方面的问题，请按1；如果是(.+?)，请按2", heard(record))
+    assert match, heard(record)
+    names = {"住房公积金": "housing-fund", "社会保险": "social-insurance"}
+    second = names[match.group(2)]
+    assert {names[match.group(1)], second} == {"housing-fund", "social-insurance"}
+    assert enqueued(record) == [(f"desk-{second}", "bridged")]
+    ticket = await line.ticket(record.call_sid)
+    assert ticket["classification"]["choice"] == second
+
+
+async def test_english_words_are_recognised_too(line: Line, recordings: Recordings) -> None:
+    # "we need a work permit for our foreign engineer", espeak voice, pocketsphinx.
+    caller = ScriptedCaller(
+        keys=["9", "8", None, "1"], recordings=[spoken(recordings, "work_permit_en")]
+    )
+    record = await line.call(caller)
+    ticket = await line.ticket(record.call_sid)
+    assert ticket["language"] == "en" and ticket["transcript"]
+    top3 = [desk for desk, _ in ticket["classification"]["candidates"]]
+    assert "foreign-work-permit" in top3
+    assert "work permits for foreigners" in heard(record).lower()
+
+
+def noise(seconds: float) -> bytes:
+    rng = random.Random(7)
+    return wav([rng.randint(-12000, 12000) for _ in range(int(8000 * seconds))])
+
+
+BAD = {
+    "silence": (wav([0] * 24000), "silence"),
+    "one-second": (
+        AUDIO.joinpath("tax_invoice_zh.wav").read_bytes()[:44] + b"\x00\x10" * 4000,
+        "too-short",
+    ),
+    "corrupt": (b"RIFF\x00\x00\x00\x00WAVEfmt garbage" + bytes(range(256)) * 20, "corrupt-audio"),
+    "not-wav": ("这不是录音".encode() * 100, "corrupt-audio"),
+    "missing": (None, "recording-timeout"),  # 404 until the deadline passes
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+async def test_unusable_recordings_get_the_key_menu_and_a_ticket_that_says_why(
+    line: Line, recordings: Recordings, name: str
+) -> None:
+    data, problem = BAD[name]
+    if data is not None:
+        recordings.files[name] = data
+    caller = ScriptedCaller(
+        keys=["8", "2", "3"], recordings=[spoken(recordings, name), spoken(recordings, name)]
+    )
+    record = await line.call(caller)
+    assert record.application_error is None
+    assert "抱歉，没有听清您的问题，请在提示音后再说一遍。" in heard(record)
+    assert "抱歉，请用按键选择。" in heard(record)
+    assert enqueued(record) == [("desk-tax-filing", "bridged")]
+    ticket = await line.ticket(record.call_sid)
+    assert ticket["classification"]["problem"] == problem
+    events = [json.loads(x) for x in line.log.getvalue().splitlines()]
+    assert any(
+        e["event"] == "speech_not_understood"
+        and e["problem"] == problem
+        and e["call_sid"] == record.call_sid
+        for e in events
+    )
+
+
+async def test_noise_is_not_a_matter(line: Line, recordings: Recordings) -> None:
+    recordings.files["noise"] = noise(3.0)
+    record = await line.call(
+        ScriptedCaller(keys=["8", "1", "0"], recordings=[spoken(recordings, "noise")] * 2)
+    )
+    # Whatever the decoder makes of noise, the caller is never stuck: the general desk.
+    assert enqueued(record)[-1][1] == "bridged"
+    assert record.application_error is None
+
+
+async def test_a_recording_not_yet_stored_is_fetched_again(
+    line: Line, recordings: Recordings
+) -> None:
+    recordings.files["late"] = recordings.files["tax_invoice_zh"]
+    recordings.not_yet["late"] = 2
+    record = await line.call(
+        ScriptedCaller(keys=["8", None], recordings=[spoken(recordings, "late")])
+    )
+    assert recordings.requests.count("late") == 3
+    assert enqueued(record) == [("desk-tax-invoice", "bridged")]
+
+
+async def test_a_slow_recording_server_does_not_hold_other_calls(
+    line: Line, recordings: Recordings
+) -> None:
+    recordings.slow.add("slow")
+    recordings.files["slow"] = recordings.files["tax_invoice_zh"]
+    slow_call = asyncio.create_task(
+        line.call(ScriptedCaller(keys=["8", "0"], recordings=[spoken(recordings, "slow")] * 2))
+    )
+    while "slow" not in recordings.requests:
+        await asyncio.sleep(0.01)
+    started = time.perf_counter()
+    other = await line.call(ScriptedCaller(keys=["2", "1"]))
+    assert time.perf_counter() - started < 2.0
+    assert enqueued(other) == [("desk-tax-registration", "bridged")]
+    record = await slow_call
+    assert enqueued(record) == [("desk-general", "bridged")]
+    ticket = await line.ticket(record.call_sid)
+    assert ticket["classification"]["problem"] == "recording-timeout"
+
+
+async def test_a_ten_minute_recording_is_cut_and_never_stalls_the_line(
+    line: Line, recordings: Recordings
+) -> None:
+    one = recordings.files["tax_invoice_zh"]
+    with wave.open(io.BytesIO(one)) as w:
+        frames = w.readframes(w.getnframes())
+    long_frames = (frames + b"\x00\x00" * 4000) * 200  # about ten minutes
+    recordings.files["long"] = wav(list(struct.unpack(f"<{len(long_frames) // 2}h", long_frames)))
+    record = await line.call(
+        ScriptedCaller(keys=["8", None, "1", "0"], recordings=[spoken(recordings, "long")] * 2)
+    )
+    assert record.application_error is None
+    assert enqueued(record)[-1][1] == "bridged"
+
+
+async def test_an_unknown_language_is_a_problem_not_a_crash(recordings: Recordings) -> None:
+    import aiohttp
+
+    config = load_config(CONFIG_DIR)
+    pool = SpeechPool(Engines(MODELS / "vosk-model-small-cn-0.22"), workers=1)
+    try:
+        async with aiohttp.ClientSession() as session:
+            understander = Understander(
+                RecordingFetcher(session, ACCOUNT, AUTH_TOKEN, (recordings.base,)),
+                pool,
+                ClassifierCache(config),
+            )
+            recording = TicketRecording(recordings.url("tax_invoice_zh"), "RE" + "1" * 32, 3)
+            result = await understander.understand(recording, "fr", config, None)
+            assert result.problem == "unknown-language" and result.candidates == ()
+            refused = TicketRecording("https://example.com/x", "RE" + "2" * 32, 3)
+            result = await understander.understand(refused, "zh", config, None)
+            assert result.problem == "recording-url-refused"
+    finally:
+        pool.close()
