@@ -197,18 +197,15 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
+    from hotline.understanding import speech_engines
     from speech.audio import AudioError
     from speech.examples import grammar_texts
-    from speech.pool import Engines, recognise_with
+    from speech.pool import recognise_with
 
     loaded = _load(args.config)
     if loaded is None:
         return 1
-    settings = Settings.from_env(os.environ)
-    speech = loaded.speech
-    zh = settings.models_dir / speech.zh_model if speech.zh_model else None
-    en = settings.models_dir / speech.en_model if speech.en_model else None
-    engines = Engines(zh, en, speech.vosk_rate, speech.min_length_s, speech.max_length_s)
+    engines = speech_engines(Settings.from_env(os.environ).models_dir, loaded)
     recognizer = engines.build()[args.lang]
     texts = grammar_texts(loaded.examples, args.lang)
     code = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import structlog
 
@@ -17,9 +18,21 @@ from ivr.events import Recording, Understanding
 from routing.tiers import AppealType
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
-from speech.pool import SpeechPool, SpeechProblem
+from speech.pool import Engines, SpeechPool, SpeechProblem
 
 log = structlog.get_logger("hotline.speech")
+
+
+def speech_engines(models_dir: Path, config: LoadedConfig) -> Engines:
+    """The recognizers `config/speech.yaml` asks for, in `models_dir`."""
+    speech = config.speech
+    return Engines(
+        zh_model=models_dir / speech.zh_model if speech.zh_model else None,
+        en_model=models_dir / speech.en_model if speech.en_model else None,
+        vosk_rate=speech.vosk_rate,
+        min_s=speech.min_length_s,
+        max_s=speech.max_length_s,
+    )
 
 
 class ClassifierCache:

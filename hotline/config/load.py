@@ -90,14 +90,10 @@ def load_config(directory: Path) -> LoadedConfig:
         if not path.is_file():
             errors.append(ConfigError(str(path), None, "", "file is missing"))
             continue
-        digest.update(path.read_bytes())
-        try:
-            doc = read_yaml(path)
-        except YamlSyntaxError as exc:
-            errors.append(ConfigError(str(path), exc.line, "", f"not valid YAML: {exc.message}"))
+        read = _read(path, model, errors, digest)
+        if read is None:
             continue
-        docs[part] = doc
-        validated = _validate(doc, model, errors)
+        docs[part], validated = read
         if validated is not None:
             models[part] = validated
     examples = _load_examples(directory, docs, errors, digest)
@@ -147,15 +143,12 @@ def _load_examples(
     """Every desk's examples, with the part (file) each came from."""
     found: dict[str, tuple[str, schema.DeskExamplesSpec]] = {}
     for path in sorted((directory / EXAMPLES_DIR).glob("*.yaml")):
-        digest.update(path.read_bytes())
         part = f"{EXAMPLES_DIR}/{path.name}"
-        try:
-            doc = read_yaml(path)
-        except YamlSyntaxError as exc:
-            errors.append(ConfigError(str(path), exc.line, "", f"not valid YAML: {exc.message}"))
+        read = _read(path, schema.ExamplesFile, errors, digest)
+        if read is None:
             continue
+        doc, validated = read
         docs[part] = doc
-        validated = _validate(doc, schema.ExamplesFile, errors)
         if validated is None:
             continue
         for desk, spec in validated.root.items():
@@ -171,6 +164,19 @@ def _load_examples(
                 continue
             found[desk] = (part, spec)
     return found
+
+
+def _read(
+    path: Path, model: type[M], errors: list[ConfigError], digest: Any
+) -> tuple[YamlDocument, M | None] | None:
+    """One file: its text into the digest, parsed (None if not YAML), then validated."""
+    digest.update(path.read_bytes())
+    try:
+        doc = read_yaml(path)
+    except YamlSyntaxError as exc:
+        errors.append(ConfigError(str(path), exc.line, "", f"not valid YAML: {exc.message}"))
+        return None
+    return doc, _validate(doc, model, errors)
 
 
 def _as(model: BaseModel, kind: type[M]) -> M:

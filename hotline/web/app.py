@@ -24,7 +24,7 @@ from hotline.recordings import RecordingFetcher
 from hotline.settings import Settings
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.tickets import TicketStore
-from hotline.understanding import ClassifierCache, Understander
+from hotline.understanding import ClassifierCache, Understander, speech_engines
 from hotline.web import api, calls
 from hotline.web.keys import (
     CLASSIFIERS,
@@ -39,7 +39,7 @@ from hotline.web.keys import (
 from hotline.web.twilio_in import SignatureCheck
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
-from speech.pool import Engines, SpeechPool
+from speech.pool import SpeechPool
 
 log = structlog.get_logger("hotline.web")
 
@@ -120,17 +120,20 @@ async def _speech_pool(settings: Settings, config: LoadedConfig) -> SpeechPool |
     if settings.speech_workers <= 0:
         log.info("speech_off", reason="no speech workers configured")
         return None
-    speech = config.speech
-    zh = settings.models_dir / speech.zh_model if speech.zh_model else None
+    engines = speech_engines(settings.models_dir, config)
+    zh = engines.zh_model
     if zh is not None and not (zh / "am" / "final.mdl").is_file():
         log.warning("speech_off", reason=f"no model in {zh}: run `hotline speech fetch-model`")
         return None
-    en = settings.models_dir / speech.en_model if speech.en_model else None
-    engines = Engines(zh, en, speech.vosk_rate, speech.min_length_s, speech.max_length_s)
     warm = {lang: grammar_texts(config.examples, lang) for lang in ("zh", "en")}
     pool = SpeechPool(engines, settings.speech_workers, warm)
     await pool.warm_up()
-    log.info("speech_on", workers=settings.speech_workers, zh=str(zh), en=str(en or "pocketsphinx"))
+    log.info(
+        "speech_on",
+        workers=settings.speech_workers,
+        zh=str(zh),
+        en=str(engines.en_model or "pocketsphinx"),
+    )
     return pool
 
 
