@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ivr.events import Recording, Understanding
-from ivr.state import CallState
+from ivr.state import AgentCallState, CallState
 from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
 from routing.tiers import AppealType, FeedbackTier
 
@@ -26,10 +26,27 @@ class Hook(StrEnum):
     CHOICE = "choice"
 
 
+class AgentHook(StrEnum):
+    """The webhooks of an agent's call (the agent's number has its own Voice URL)."""
+
+    ID = "agent-id"
+    PIN = "agent-pin"
+    NEXT = "agent-next"
+    GREET = "agent-greet"  # runs on the caller's leg, just before the two are connected
+    AFTER = "agent-after"  # the Dial's action: the conversation is over
+    WRAP = "agent-wrap"
+
+
 @dataclass(frozen=True)
 class Target:
     hook: Hook
     state: CallState
+
+
+@dataclass(frozen=True)
+class AgentTarget:
+    hook: AgentHook
+    state: AgentCallState
 
 
 @dataclass(frozen=True)
@@ -54,7 +71,7 @@ Prompt = Say | Play | Pause
 @dataclass(frozen=True)
 class Gather:
     prompt: tuple[Prompt, ...]
-    target: Target
+    target: Target | AgentTarget
     timeout_s: int
     num_digits: int = 1
 
@@ -76,7 +93,7 @@ class Enqueue:
 
 @dataclass(frozen=True)
 class Redirect:
-    target: Target
+    target: Target | AgentTarget
 
 
 @dataclass(frozen=True)
@@ -89,7 +106,17 @@ class Hangup:
     pass
 
 
-Verb = Say | Play | Pause | Gather | Record | Enqueue | Redirect | Leave | Hangup
+@dataclass(frozen=True)
+class Dial:
+    """Connect this call to the front caller of `queue`; `greet` runs on the caller's leg."""
+
+    queue: str
+    done: AgentTarget
+    greet: AgentTarget
+    timeout_s: int = 20
+
+
+Verb = Say | Play | Pause | Gather | Record | Enqueue | Redirect | Leave | Hangup | Dial
 
 
 @dataclass(frozen=True)
@@ -104,6 +131,7 @@ class TicketChange:
     department: str | None = None
     tier: FeedbackTier | None = None
     queue: str | None = None
+    queue_desk: str | None = None  # the specialty whose queue `queue` is (overflow differs)
     channel: Channel | None = None
     callback: bool | None = None
     queue_result: QueueResult | None = None
@@ -112,6 +140,8 @@ class TicketChange:
     understanding: Understanding | None = None
     appeal: AppealType | None = None
     choice: str | None = None  # what the caller made of the desks their words pointed to
+    answered_by: str | None = None  # the agent connected to the caller
+    outcome: str | None = None  # what the agent keyed in wrap-up
 
 
 Action = Verb | TicketChange

@@ -421,7 +421,12 @@ def _join_queue(plan: IvrPlan, state: CallState, waiting: Mapping[str, int]) -> 
     note = f"queued in {placement.queue}"
     if placement.specialty != desk:
         note += f" (overflow from {desk})"
-    change = TicketChange(note=note, status=TicketStatus.IN_QUEUE, queue=placement.queue)
+    change = TicketChange(
+        note=note,
+        status=TicketStatus.IN_QUEUE,
+        queue=placement.queue,
+        queue_desk=placement.specialty,
+    )
     return joined, (change, _enqueue(joined, placement.queue))
 
 

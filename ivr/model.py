@@ -91,6 +91,16 @@ class Prompts:
     understood_choose: Text  # {first} {second}
     not_understood: Text
     use_keys: Text
+    agent_login: Text
+    agent_pin: Text
+    agent_wrong: Text
+    agent_locked: Text
+    agent_ready: Text
+    agent_idle: Text
+    agent_whisper: Text  # {desk} {ticket}
+    agent_said: Text  # {words}
+    agent_greet_caller: Text
+    agent_wrap: Text
     key_names: Mapping[str, Text]  # how "*" and "#" are spoken
 
 

@@ -66,6 +66,39 @@ class CallState:
         )
 
 
+@dataclass(frozen=True)
+class AgentCallState:
+    """Where an agent's call is, carried in its signed URLs like a caller's."""
+
+    lang: str
+    agent: str | None = None
+    tries: int = 0
+    caller: str | None = None  # the caller's CallSid while connected / wrapping up
+    waits: int = 0  # idle rounds with nobody waiting
+
+    def to_params(self) -> dict[str, str]:
+        params = {"lang": self.lang}
+        if self.agent:
+            params["agent"] = self.agent
+        if self.caller:
+            params["caller"] = self.caller
+        if self.tries:
+            params["tries"] = str(self.tries)
+        if self.waits:
+            params["waits"] = str(self.waits)
+        return params
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str], *, lang: str) -> AgentCallState:
+        return cls(
+            lang=_word(params.get("lang")) or lang,
+            agent=_word(params.get("agent")),
+            tries=_count(params.get("tries")),
+            caller=_word(params.get("caller")),
+            waits=_count(params.get("waits")),
+        )
+
+
 def _word(raw: str | None) -> str | None:
     if not raw or len(raw) > 64 or not set(raw.lower()) <= _SAFE:
         return None

@@ -31,6 +31,7 @@ from ivr.model import (
     ToSpecialty,
     UnderstandingSettings,
 )
+from routing.acd import Agent, DeskLevel
 from routing.hours import BusinessHours, Window
 from routing.queue_router import QueueRouter
 from routing.specialty import VOICEMAIL, Specialty
@@ -44,6 +45,7 @@ FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "menus": ("menus.yaml", schema.MenusFile),
     "tiers": ("tiers.yaml", schema.TiersFile),
     "speech": ("speech.yaml", schema.SpeechFile),
+    "agents": ("agents.yaml", schema.AgentsFile),
 }
 EXAMPLES_DIR = "examples"
 # Fewer examples than this per desk make the classifier guess (a warning, not an error).
@@ -64,6 +66,14 @@ class SpeechSettings:
 
 
 @dataclass(frozen=True)
+class Staffing:
+    agents: Mapping[str, Agent]
+    wrap_up_s: int
+    service_level_s: int
+    idle_recheck_s: int
+
+
+@dataclass(frozen=True)
 class LoadedConfig:
     plan: IvrPlan
     directory: Path
@@ -71,6 +81,7 @@ class LoadedConfig:
     warnings: tuple[str, ...]
     examples: Mapping[str, DeskExamples]
     speech: SpeechSettings
+    staffing: Staffing
 
 
 def config_files(directory: Path) -> list[Path]:
@@ -105,7 +116,9 @@ def load_config(directory: Path) -> LoadedConfig:
     menus = _as(models["menus"], schema.MenusFile)
     tiers = _as(models["tiers"], schema.TiersFile)
     speech = _as(models["speech"], schema.SpeechFile)
+    agents = _as(models["agents"], schema.AgentsFile)
     checker = _CrossCheck(docs, errors)
+    checker.agents(agents, specialties)
     checker.run(line, prompts, specialties, menus)
     checker.examples(examples, specialties, [lang.code for lang in line.languages])
     if errors:
@@ -131,7 +144,24 @@ def load_config(directory: Path) -> LoadedConfig:
         speech.models.en,
     )
     warnings = _warnings(plan) + _example_warnings(plan, desks)
-    return LoadedConfig(plan, directory, digest.hexdigest()[:16], tuple(warnings), desks, settings)
+    staffing = Staffing(
+        agents={
+            a.id: Agent(
+                a.id,
+                a.name,
+                a.answers_on,
+                a.pin_hash,
+                {desk: DeskLevel(level) for desk, level in a.desks.items()},
+            )
+            for a in agents.agents
+        },
+        wrap_up_s=agents.wrap_up_s,
+        service_level_s=agents.service_level_s,
+        idle_recheck_s=agents.idle_recheck_s,
+    )
+    return LoadedConfig(
+        plan, directory, digest.hexdigest()[:16], tuple(warnings), desks, settings, staffing
+    )
 
 
 def _load_examples(
@@ -361,6 +391,22 @@ class _CrossCheck:
         for menu_id in file.menus:
             if menu_id not in reachable:
                 self.error("menus", ("menus", menu_id), "no key leads to this menu from the root")
+
+    def agents(self, file: schema.AgentsFile, specialties: schema.SpecialtiesFile) -> None:
+        seen: dict[str, int] = {}
+        for i, agent in enumerate(file.agents):
+            if agent.id in seen:
+                self.error(
+                    "agents",
+                    ("agents", i, "id"),
+                    f"agent id {agent.id!r} is also agent number {seen[agent.id] + 1}",
+                )
+            seen[agent.id] = i
+            for desk in agent.desks:
+                if desk not in specialties.specialties:
+                    self.error(
+                        "agents", ("agents", i, "desks", desk), f"unknown specialty {desk!r}"
+                    )
 
     def examples(
         self,

@@ -142,6 +142,16 @@ class PromptsFile(Strict):
     understood_choose: Text
     not_understood: Text
     use_keys: Text
+    agent_login: Text
+    agent_pin: Text
+    agent_wrong: Text
+    agent_locked: Text
+    agent_ready: Text
+    agent_idle: Text
+    agent_whisper: Text
+    agent_said: Text
+    agent_greet_caller: Text
+    agent_wrap: Text
     key_names: dict[Literal["*", "#"], Text] = {}
 
 
@@ -156,6 +166,8 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "queue_offer_voicemail": frozenset({"key"}),
     "understood_confirm": frozenset({"desk"}),
     "understood_choose": frozenset({"first", "second"}),
+    "agent_whisper": frozenset({"desk", "ticket"}),
+    "agent_said": frozenset({"words"}),
 }
 
 
@@ -274,3 +286,25 @@ class DeskExamplesSpec(Strict):
 
 class ExamplesFile(RootModel[dict[Id, DeskExamplesSpec]]):
     """examples/*.yaml: what callers of each desk say, for the classifier and the grammar."""
+
+
+PIN_HASH = r"^pbkdf2_sha256\$[0-9]+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$"
+
+
+class AgentSpec(Strict):
+    id: Annotated[str, Field(pattern=r"^[0-9]{2,8}$")]
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    answers_on: Annotated[str, Field(pattern=r"^(\+[0-9]{6,15}|client:[A-Za-z0-9_.-]{1,64})$")]
+    pin_hash: Annotated[
+        str, Field(pattern=r"^pbkdf2_sha256\$[0-9]+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$")
+    ]
+    desks: Annotated[dict[Id, Literal["primary", "backup"]], Field(min_length=1)]
+
+
+class AgentsFile(Strict):
+    """agents.yaml: who answers which desks, and how the desks' calls are paced."""
+
+    wrap_up_s: Annotated[int, Field(ge=0, le=600)] = 30
+    service_level_s: Annotated[int, Field(ge=1, le=600)] = 20
+    idle_recheck_s: Annotated[int, Field(ge=2, le=60)] = 10
+    agents: list[AgentSpec] = []

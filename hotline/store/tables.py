@@ -75,6 +75,9 @@ tickets = Table(
     Column("transcript", Text),
     # What the caller's words were taken to mean: candidates, scores, appeal, their choice.
     Column("classification", JSON),
+    Column("answered_by", String(16)),  # the agent who took the call
+    Column("answered_at", UtcDateTime()),
+    Column("outcome", String(24)),  # what the agent keyed in wrap-up
     Column("call_status", String(16)),
     Column("call_duration_s", Integer),
     Column("created_at", UtcDateTime(), nullable=False),
@@ -119,4 +122,43 @@ ticket_counters = Table(
     metadata,
     Column("day", String(8), primary_key=True),
     Column("last", Integer, nullable=False),
+)
+
+# The service's own view of who waits in which queue (Twilio only dequeues the front).
+queue_members = Table(
+    "queue_members",
+    metadata,
+    Column("call_sid", String(64), primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("desk", String(48), nullable=False),  # the specialty whose queue it is
+    Column("queue", String(64), nullable=False),
+    Column("callback", Boolean, nullable=False),
+    Column("joined_at", UtcDateTime(), nullable=False),
+    Column("left_at", UtcDateTime()),
+    Column("result", String(24)),
+    Column("claimed_by", String(16)),  # the agent about to dial this queue for this caller
+    Column("claimed_at", UtcDateTime()),
+    Index(None, "left_at", "desk"),
+)
+
+agent_states = Table(
+    "agent_states",
+    metadata,
+    Column("agent_id", String(16), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("since", UtcDateTime(), nullable=False),
+    Column("call_sid", String(64)),  # the agent's own call
+    Column("caller_sid", String(64)),  # the caller they are connected to, if any
+)
+
+agent_events = Table(
+    "agent_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(16), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Index(None, "agent_id", "id"),
 )

@@ -13,7 +13,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.store.tables import recordings, ticket_counters, ticket_history, tickets
+from hotline.store.tables import (
+    queue_members,
+    recordings,
+    ticket_counters,
+    ticket_history,
+    tickets,
+)
 from ivr.actions import TicketChange
 from routing.tickets import Channel, TicketStatus, status_at_call_end, ticket_number
 from routing.tiers import AppealType, FeedbackTier, due_at
@@ -86,6 +92,9 @@ class TicketStore:
             if row["call_ended_at"] is not None:
                 return
             status = status_at_call_end(TicketStatus(row["status"]))
+            if row["status"] == TicketStatus.IN_QUEUE.value:
+                # The status callback overtook the Enqueue action: the caller hung up.
+                await _leave_queue(conn, call.call_sid, "hangup", at)
             values = {
                 "call_status": call_status,
                 "call_duration_s": duration_s,
@@ -103,15 +112,15 @@ class TicketStore:
         return bool(found)
 
     async def waiting(self, queues: Sequence[str], now: datetime) -> dict[str, int]:
-        """Callers waiting in each of `queues`, as far as the tickets tell."""
+        """Callers waiting in each of `queues`, as the service's own queue view has them."""
         if not queues:
             return {}
         query = (
-            select(tickets.c.queue, func.count())
-            .where(tickets.c.status == TicketStatus.IN_QUEUE.value)
-            .where(tickets.c.queue.in_(list(queues)))
-            .where(tickets.c.updated_at > now - STALE_QUEUE_AFTER)
-            .group_by(tickets.c.queue)
+            select(queue_members.c.queue, func.count())
+            .where(queue_members.c.left_at.is_(None))
+            .where(queue_members.c.queue.in_(list(queues)))
+            .where(queue_members.c.joined_at > now - STALE_QUEUE_AFTER)
+            .group_by(queue_members.c.queue)
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
@@ -253,10 +262,14 @@ class TicketStore:
             "wants_voicemail": change.wants_voicemail,
             "queue_result": change.queue_result.value if change.queue_result else None,
             "appeal_type": change.appeal.value if change.appeal else None,
+            "answered_by": change.answered_by,
+            "outcome": change.outcome,
         }
         for name, value in fields.items():
             if value is not None and row[name] != value:
                 values[name] = value
+        if change.answered_by is not None and row["answered_at"] is None:
+            values["answered_at"] = at
         if change.tier is not None and row["feedback_tier"] != change.tier.value:
             values["feedback_tier"] = change.tier.value
             values["due_at"] = due_at(row["created_at"], FeedbackTier(change.tier), self._zone)
@@ -290,7 +303,35 @@ class TicketStore:
         status = change.status or TicketStatus(row["status"])
         if not detail and status.value == row["status"]:
             return row  # a retried webhook: nothing new to record
+        await self._track_queue(conn, row, change, status, at)
         return await self._write(conn, row, values, status, change.note, at, detail)
+
+    async def _track_queue(
+        self,
+        conn: AsyncConnection,
+        row: dict[str, Any],
+        change: TicketChange,
+        status: TicketStatus,
+        at: datetime,
+    ) -> None:
+        """Keep the service's view of who waits where in step with the ticket."""
+        if status is TicketStatus.IN_QUEUE and change.queue and row["status"] != status.value:
+            await conn.execute(
+                queue_members.delete().where(queue_members.c.call_sid == row["call_sid"])
+            )
+            await conn.execute(
+                queue_members.insert().values(
+                    call_sid=row["call_sid"],
+                    ticket_id=row["id"],
+                    desk=change.queue_desk or row["specialty"] or "",
+                    queue=change.queue,
+                    callback=False,
+                    joined_at=at,
+                )
+            )
+        elif row["status"] == TicketStatus.IN_QUEUE.value and status is not TicketStatus.IN_QUEUE:
+            result = change.queue_result.value if change.queue_result else status.value
+            await _leave_queue(conn, row["call_sid"], result, at)
 
     async def _write(
         self,
@@ -317,6 +358,15 @@ class TicketStore:
             )
         )
         return {**row, **values}
+
+
+async def _leave_queue(conn: AsyncConnection, call_sid: str, result: str, at: datetime) -> None:
+    await conn.execute(
+        queue_members.update()
+        .where(queue_members.c.call_sid == call_sid)
+        .where(queue_members.c.left_at.is_(None))
+        .values(left_at=at, result=result)
+    )
 
 
 def _classification(current: Any, change: TicketChange) -> Any:

@@ -22,11 +22,13 @@ from hotline.config import LoadedConfig
 from hotline.live_config import LiveConfig
 from hotline.recordings import RecordingFetcher
 from hotline.settings import Settings
+from hotline.store.agents import AgentStore
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander, speech_engines
-from hotline.web import api, calls
+from hotline.web import agents, api, calls
 from hotline.web.keys import (
+    AGENTS,
     CLASSIFIERS,
     CLOCK,
     CONFIG,
@@ -73,6 +75,9 @@ def make_app(
 def _routes(app: web.Application) -> None:
     app.router.add_post("/twilio/voice", calls.voice)
     app.router.add_post("/twilio/status", calls.status)
+    app.router.add_post("/twilio/agent", agents.agent_call)
+    app.router.add_post("/twilio/agent-status", agents.agent_status)
+    app.router.add_post(r"/twilio/{hook:agent-[a-z]+}", agents.agent_hook)
     app.router.add_post("/twilio/{hook}", calls.flow_hook)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/api/tickets", api.list_tickets)
@@ -86,6 +91,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     engine = make_engine(settings.database_url)
     await upgrade(engine)
     app[STORE] = TicketStore(engine, plan.hours.zone, plan.default_language)
+    app[AGENTS] = AgentStore(engine)
     session = aiohttp.ClientSession()
     pool = await _speech_pool(settings, live.current)
     app[UNDERSTANDER] = Understander(

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hotline.live_config import LiveConfig
 from hotline.settings import Settings
+from hotline.store.agents import AgentStore
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander
 from hotline.web.twilio_in import SignatureCheck
@@ -22,3 +23,4 @@ CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SIGNATURES = web.AppKey("signatures", SignatureCheck)
 UNDERSTANDER = web.AppKey("understander", Understander)
 CLASSIFIERS = web.AppKey("classifiers", ClassifierCache)
+AGENTS = web.AppKey("agents", AgentStore)

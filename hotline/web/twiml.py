@@ -6,10 +6,13 @@ import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
+from twilio.twiml.voice_response import Dial as TwimlDial
 from twilio.twiml.voice_response import Gather as TwimlGather
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.actions import (
+    AgentTarget,
+    Dial,
     Enqueue,
     Gather,
     Hangup,
@@ -29,7 +32,7 @@ TWILIO_PREFIX = "/twilio"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def url_for(target: Target) -> str:
+def url_for(target: Target | AgentTarget) -> str:
     """Relative URLs: Twilio resolves them against the URL it just called."""
     return f"{TWILIO_PREFIX}/{target.hook.value}?{urlencode(target.state.to_params())}"
 
@@ -87,6 +90,10 @@ class TwimlRenderer:
                 response.redirect(url_for(target), method="POST")
             case Leave():
                 response.leave()
+            case Dial(queue=queue, done=done, greet=greet, timeout_s=timeout):
+                dial = TwimlDial(action=url_for(done), method="POST", timeout=timeout)
+                dial.queue(queue, url=url_for(greet), method="POST")
+                response.append(dial)
             case Hangup():
                 response.hangup()
 

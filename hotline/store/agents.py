@@ -1,0 +1,162 @@
+"""Agents' states and the next caller for an agent, shared by every server process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hotline.store.tables import agent_events, agent_states, queue_members, tickets
+from hotline.store.tickets import STALE_QUEUE_AFTER
+from routing.acd import Agent, AgentState, Waiting, next_caller
+
+CLAIM_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A caller an agent is about to be connected to, with what the whisper says."""
+
+    call_sid: str
+    desk: str
+    queue: str
+    ticket: str
+    transcript: str | None
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    agent_id: str
+    state: AgentState
+    since: datetime
+    call_sid: str | None  # the agent's own call
+    caller_sid: str | None
+
+
+class AgentStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def set_state(
+        self,
+        agent_id: str,
+        state: AgentState,
+        at: datetime,
+        note: str,
+        *,
+        call_sid: str | None = None,
+        caller_sid: str | None = None,
+    ) -> None:
+        """Record a state change (and its history entry); the same state again is a no-op."""
+        async with self.engine.begin() as conn:
+            current = (
+                await conn.execute(select(agent_states).where(agent_states.c.agent_id == agent_id))
+            ).first()
+            if (
+                current is not None
+                and current.state == state.value
+                and (current.caller_sid == caller_sid)
+            ):
+                return
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            values = {
+                "state": state.value,
+                "since": at,
+                "call_sid": call_sid,
+                "caller_sid": caller_sid,
+            }
+            await conn.execute(
+                insert(agent_states)
+                .values(agent_id=agent_id, **values)
+                .on_conflict_do_update(index_elements=[agent_states.c.agent_id], set_=values)
+            )
+            await conn.execute(
+                agent_events.insert().values(
+                    agent_id=agent_id,
+                    at=at,
+                    from_state=current.state if current is not None else None,
+                    to_state=state.value,
+                    note=note,
+                )
+            )
+
+    async def states(self) -> dict[str, AgentStatus]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(agent_states))).all()
+        return {
+            r.agent_id: AgentStatus(
+                r.agent_id, AgentState(r.state), r.since, r.call_sid, r.caller_sid
+            )
+            for r in rows
+        }
+
+    async def claim_next(self, agent: Agent, now: datetime) -> Claimed | None:
+        """Take the caller this agent should get next, so that no other agent takes them.
+
+        Optimistic: read who waits, choose (routing.acd), then claim with a conditional
+        update; if another process claimed that caller first, choose again.
+        """
+        for _ in range(CLAIM_ATTEMPTS):
+            async with self.engine.begin() as conn:
+                waiting = await self._waiting(conn, list(agent.desks), now)
+                choice = next_caller(agent, list(waiting))
+                if choice is None:
+                    return None
+                claimed = await conn.execute(
+                    queue_members.update()
+                    .where(queue_members.c.call_sid == choice.call_sid)
+                    .where(queue_members.c.claimed_by.is_(None))
+                    .where(queue_members.c.left_at.is_(None))
+                    .values(claimed_by=agent.id, claimed_at=now)
+                )
+                if claimed.rowcount == 1:
+                    return waiting[choice]
+        return None
+
+    async def release(self, agent_id: str) -> None:
+        """Give back callers this agent claimed but was not connected to."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                queue_members.update()
+                .where(queue_members.c.claimed_by == agent_id)
+                .where(queue_members.c.left_at.is_(None))
+                .values(claimed_by=None, claimed_at=None)
+            )
+
+    async def waiting_now(self, now: datetime) -> list[dict[str, Any]]:
+        """Everyone waiting, for the live view."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(queue_members)
+                    .where(queue_members.c.left_at.is_(None))
+                    .where(queue_members.c.joined_at > now - STALE_QUEUE_AFTER)
+                )
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def _waiting(
+        self, conn: AsyncConnection, desks: list[str], now: datetime
+    ) -> Mapping[Waiting, Claimed]:
+        rows = (
+            await conn.execute(
+                select(queue_members, tickets.c.number, tickets.c.transcript)
+                .join(tickets, tickets.c.id == queue_members.c.ticket_id)
+                .where(queue_members.c.left_at.is_(None))
+                .where(queue_members.c.claimed_by.is_(None))
+                .where(queue_members.c.desk.in_(desks))
+                .where(queue_members.c.joined_at > now - STALE_QUEUE_AFTER)
+            )
+        ).all()
+        return {
+            Waiting(r.call_sid, r.desk, r.queue, r.joined_at, r.callback): Claimed(
+                r.call_sid, r.desk, r.queue, r.number, r.transcript, r.joined_at
+            )
+            for r in rows
+        }

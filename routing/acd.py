@@ -1,0 +1,70 @@
+"""Automatic call distribution: which waiting caller an agent who is ready gets next.
+
+Twilio only dequeues the front of a named queue, so the service keeps its own view of who
+waits where and chooses the queue; this module is the choice, over plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class DeskLevel(StrEnum):
+    PRIMARY = "primary"
+    BACKUP = "backup"
+
+
+class AgentState(StrEnum):
+    OFFLINE = "offline"
+    READY = "ready"
+    ON_CALL = "on-call"
+    WRAP_UP = "wrap-up"
+    AWAY = "away"
+
+
+class Outcome(StrEnum):
+    """What became of the caller's matter, keyed by the agent in wrap-up."""
+
+    ANSWERED = "answered-on-call"  # closes an instant-tier ticket
+    FORWARDED = "forwarded"  # to the responsible department
+    CALLBACK = "needs-callback"
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str  # digits: keyed on the phone
+    name: str
+    answers_on: str  # a phone number, or client:<identity>
+    pin_hash: str
+    desks: Mapping[str, DeskLevel]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A caller in one of the desks' queues, as the service's own view has them."""
+
+    call_sid: str
+    desk: str  # the specialty whose queue this is
+    queue: str
+    joined_at: datetime
+    callback: bool = False  # a returned call: served before first-time callers
+
+
+def next_caller(agent: Agent, waiting: Sequence[Waiting]) -> Waiting | None:
+    """Primary desks before backup desks; within them callbacks first, then the longest
+    waiting caller."""
+    eligible = [w for w in waiting if w.desk in agent.desks]
+    if not eligible:
+        return None
+    return min(
+        eligible,
+        key=lambda w: (agent.desks[w.desk] is not DeskLevel.PRIMARY, not w.callback, w.joined_at),
+    )
+
+
+def desks_by_queue(queues: Mapping[str, str]) -> Mapping[str, str]:
+    """queue name → desk id, from desk id → queue name."""
+    return {queue: desk for desk, queue in queues.items()}
