@@ -137,11 +137,10 @@ def agent_step(
             return idle, (*said, Pause(idle_recheck_s), Redirect(AgentTarget(AgentHook.NEXT, idle)))
         case NextCaller(found=caller) if caller is not None:
             return _connect(plan, state, caller)
-        case Connected():
-            answered = TicketChange(
-                note=f"answered by agent {state.agent}", answered_by=state.agent
-            )
-            return state, (CallerTicket("", answered), _say(p.agent_greet_caller, lang))
+        case Connected(caller_sid=caller_sid):
+            note = f"answered by agent {state.agent}"
+            answered = TicketChange(note=note, answered_by=state.agent)
+            return state, (CallerTicket(caller_sid, answered), _say(p.agent_greet_caller, lang))
         case DialEnded(status=status) if status != "completed":
             # Nobody was there after all (the caller hung up first): the next one.
             back = replace(state, caller=None)

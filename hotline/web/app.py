@@ -26,7 +26,7 @@ from hotline.store.agents import AgentStore
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander, speech_engines
-from hotline.web import agents, api, calls
+from hotline.web import agents, api, calls, live
 from hotline.web.keys import (
     AGENTS,
     CLASSIFIERS,
@@ -82,6 +82,7 @@ def _routes(app: web.Application) -> None:
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/api/tickets", api.list_tickets)
     app.router.add_get("/api/tickets/{number}", api.get_ticket)
+    app.router.add_get("/api/live", live.live)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,146 @@
+"""Who an agent gets next, and the agent's call flow: pure, no HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hotline.config import LoadedConfig
+from hotline.pins import hash_pin, is_pin_hash, verify_pin
+from ivr.actions import AgentHook, Dial, Gather, Hangup, Pause, Redirect, Say
+from ivr.agent import (
+    MAX_PIN_TRIES,
+    AgentCalled,
+    AgentChange,
+    AgentIdEntered,
+    CallerForAgent,
+    CallerTicket,
+    Connected,
+    DialEnded,
+    NextCaller,
+    OutcomeKeyed,
+    PinChecked,
+    agent_step,
+)
+from ivr.model import IvrPlan
+from ivr.state import AgentCallState
+from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
+
+T0 = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+AGENT = Agent(
+    "1001",
+    "王芳",
+    "+8613800000001",
+    "x",
+    {
+        "tax-invoice": DeskLevel.PRIMARY,
+        "tax-filing": DeskLevel.PRIMARY,
+        "tax-refund": DeskLevel.BACKUP,
+    },
+)
+
+
+def waiting(sid: str, desk: str, minutes_ago: int, callback: bool = False) -> Waiting:
+    return Waiting(sid, desk, f"desk-{desk}", T0 - timedelta(minutes=minutes_ago), callback)
+
+
+def test_longest_waiting_first_across_the_agents_desks() -> None:
+    queue = [
+        waiting("a", "tax-invoice", 2),
+        waiting("b", "tax-filing", 5),
+        waiting("c", "general", 9),
+    ]
+    assert next_caller(AGENT, queue) == queue[1]
+
+
+def test_callbacks_before_first_time_callers() -> None:
+    queue = [waiting("a", "tax-invoice", 9), waiting("b", "tax-filing", 1, callback=True)]
+    assert next_caller(AGENT, queue) == queue[1]
+
+
+def test_backup_desk_only_when_primary_queues_are_empty() -> None:
+    backup = waiting("r", "tax-refund", 30)
+    assert next_caller(AGENT, [backup, waiting("a", "tax-invoice", 1)]).call_sid == "a"  # type: ignore[union-attr]
+    assert next_caller(AGENT, [backup]) == backup
+    assert next_caller(AGENT, [waiting("g", "general", 30)]) is None
+
+
+def test_pins_are_salted_hashes() -> None:
+    stored = hash_pin("1234")
+    assert is_pin_hash(stored) and "1234" not in stored
+    assert verify_pin("1234", stored) and not verify_pin("1235", stored)
+    assert hash_pin("1234") != stored  # a new salt every time
+    assert not verify_pin("1234", "plain-text") and not verify_pin("1234", "pbkdf2_sha256$x$y$z")
+
+
+@pytest.fixture
+def plan(shipped: LoadedConfig) -> IvrPlan:
+    return shipped.plan
+
+
+def said(actions: tuple[object, ...]) -> str:
+    out = []
+    for a in actions:
+        if isinstance(a, Say):
+            out.append(a.text)
+        if isinstance(a, Gather):
+            out.extend(p.text for p in a.prompt if isinstance(p, Say))
+    return " ".join(out)
+
+
+def test_login_then_the_next_caller_with_a_whisper(plan: IvrPlan) -> None:
+    state = AgentCallState(lang="zh")
+    state, actions = agent_step(plan, state, AgentCalled())
+    assert "请输入工号" in said(actions) and isinstance(actions[0], Gather)
+    state, actions = agent_step(plan, state, AgentIdEntered("1001#"))
+    assert state.agent == "1001" and "请输入密码" in said(actions)
+    state, actions = agent_step(plan, state, PinChecked(True))
+    assert AgentChange(AgentState.READY, "logged in") in actions
+    assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is AgentHook.NEXT
+    caller = CallerForAgent(
+        "CA" + "1" * 32,
+        "tax-invoice",
+        "desk-tax-invoice",
+        "E20261130-000042",
+        "我们 开 出去 的 专 票",
+    )
+    state, actions = agent_step(plan, state, NextCaller(caller))
+    assert "发票专席来电，工单尾号0 0 0 0 4 2。" in said(actions)
+    assert "来电人说：我们 开 出去 的 专 票" in said(actions)
+    dial = next(a for a in actions if isinstance(a, Dial))
+    assert dial.queue == "desk-tax-invoice" and dial.greet.hook is AgentHook.GREET
+    assert state.caller == caller.call_sid
+
+
+def test_idle_agent_holds_then_looks_again(plan: IvrPlan) -> None:
+    state = AgentCallState(lang="zh", agent="1001")
+    state, actions = agent_step(plan, state, NextCaller(None), idle_recheck_s=7)
+    assert "暂无来电" in said(actions) and Pause(7) in actions
+    state, actions = agent_step(plan, state, NextCaller(None), idle_recheck_s=7)
+    assert "暂无来电" not in said(actions)  # said once, not every round
+
+
+def test_wrong_pin_three_times_ends_the_call(plan: IvrPlan) -> None:
+    state = AgentCallState(lang="zh", agent="1001")
+    for attempt in range(1, MAX_PIN_TRIES):
+        state, actions = agent_step(plan, state, PinChecked(False))
+        assert state.tries == attempt and "不正确" in said(actions)
+        state = AgentCallState(lang="zh", agent="1001", tries=state.tries)
+    _, actions = agent_step(plan, state, PinChecked(False))
+    assert isinstance(actions[-1], Hangup) and "登录失败" in said(actions)
+
+
+def test_greet_records_who_answered_and_wrap_up_sets_the_outcome(plan: IvrPlan) -> None:
+    state = AgentCallState(lang="zh", agent="1001", caller="CA" + "2" * 32)
+    _, actions = agent_step(plan, state, Connected("CA" + "2" * 32))
+    ticket = next(a for a in actions if isinstance(a, CallerTicket))
+    assert ticket.change.answered_by == "1001" and ticket.call_sid == "CA" + "2" * 32
+    _, actions = agent_step(plan, state, DialEnded("completed"), wrap_up_s=25)
+    assert AgentChange(AgentState.WRAP_UP, "call ended", state.caller) in actions
+    assert next(a for a in actions if isinstance(a, Gather)).timeout_s == 25
+    ready, actions = agent_step(plan, state, OutcomeKeyed("2"))
+    outcome = next(a for a in actions if isinstance(a, CallerTicket))
+    assert outcome.change.outcome == "forwarded" and ready.caller is None
+    _, actions = agent_step(plan, state, DialEnded("no-answer"))
+    assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is AgentHook.NEXT
