@@ -74,6 +74,7 @@ class Gather:
     target: Target | AgentTarget
     timeout_s: int
     num_digits: int = 1
+    finish_on_key: str = ""  # none by default: "#" is a menu key (back)
 
 
 @dataclass(frozen=True)

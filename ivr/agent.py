@@ -16,7 +16,6 @@ from ivr.actions import (
     Dial,
     Gather,
     Hangup,
-    Pause,
     Redirect,
     Say,
     TicketChange,
@@ -59,6 +58,11 @@ class NextCaller:
 
 
 @dataclass(frozen=True)
+class LogOut:
+    """A key pressed while waiting for the next caller."""
+
+
+@dataclass(frozen=True)
 class Connected:
     """The Queue url on the caller's leg: this agent is taking this caller."""
 
@@ -76,7 +80,14 @@ class OutcomeKeyed:
 
 
 AgentEvent = (
-    AgentCalled | AgentIdEntered | PinChecked | NextCaller | Connected | DialEnded | OutcomeKeyed
+    AgentCalled
+    | AgentIdEntered
+    | PinChecked
+    | NextCaller
+    | LogOut
+    | Connected
+    | DialEnded
+    | OutcomeKeyed
 )
 
 
@@ -133,8 +144,18 @@ def agent_step(
         case NextCaller(found=None):
             idle = replace(state, waits=state.waits + 1, caller=None)
             said = () if state.waits else (_say(p.agent_idle, lang),)
-            # The wait is a pause on the carrier's side: no loop on the server.
-            return idle, (*said, Pause(idle_recheck_s), Redirect(AgentTarget(AgentHook.NEXT, idle)))
+            # The wait is the carrier's: a silent Gather for its timeout (a key logs out),
+            # then the next look. No loop runs on the server.
+            return idle, (
+                Gather(said, AgentTarget(AgentHook.NEXT, idle), idle_recheck_s),
+                Redirect(AgentTarget(AgentHook.NEXT, idle)),
+            )
+        case LogOut():
+            return state, (
+                AgentChange(AgentState.OFFLINE, "logged out"),
+                _say(p.agent_bye, lang),
+                Hangup(),
+            )
         case NextCaller(found=caller) if caller is not None:
             return _connect(plan, state, caller)
         case Connected(caller_sid=caller_sid):
@@ -211,5 +232,6 @@ def _ask(
         AgentTarget(hook, state),
         plan.dialogue.gather_timeout_s,
         num_digits=8,
+        finish_on_key="#",
     )
     return (gather, _say(plan.prompts.agent_locked, state.lang), Hangup())

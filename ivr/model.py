@@ -101,6 +101,7 @@ class Prompts:
     agent_said: Text  # {words}
     agent_greet_caller: Text
     agent_wrap: Text
+    agent_bye: Text
     key_names: Mapping[str, Text]  # how "*" and "#" are spoken
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from hotline.config import LoadedConfig
 from hotline.pins import hash_pin, is_pin_hash, verify_pin
-from ivr.actions import AgentHook, Dial, Gather, Hangup, Pause, Redirect, Say
+from ivr.actions import AgentHook, Dial, Gather, Hangup, Redirect, Say
 from ivr.agent import (
     MAX_PIN_TRIES,
     AgentCalled,
@@ -18,6 +18,7 @@ from ivr.agent import (
     CallerTicket,
     Connected,
     DialEnded,
+    LogOut,
     NextCaller,
     OutcomeKeyed,
     PinChecked,
@@ -116,9 +117,14 @@ def test_login_then_the_next_caller_with_a_whisper(plan: IvrPlan) -> None:
 def test_idle_agent_holds_then_looks_again(plan: IvrPlan) -> None:
     state = AgentCallState(lang="zh", agent="1001")
     state, actions = agent_step(plan, state, NextCaller(None), idle_recheck_s=7)
-    assert "暂无来电" in said(actions) and Pause(7) in actions
+    gather = next(a for a in actions if isinstance(a, Gather))
+    assert "暂无来电" in said(actions) and gather.timeout_s == 7
+    assert gather.target.hook is AgentHook.NEXT and isinstance(actions[-1], Redirect)
     state, actions = agent_step(plan, state, NextCaller(None), idle_recheck_s=7)
     assert "暂无来电" not in said(actions)  # said once, not every round
+    _, actions = agent_step(plan, state, LogOut())
+    assert AgentChange(AgentState.OFFLINE, "logged out") in actions
+    assert isinstance(actions[-1], Hangup)
 
 
 def test_wrong_pin_three_times_ends_the_call(plan: IvrPlan) -> None:

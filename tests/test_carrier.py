@@ -25,6 +25,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from hotline.carrier import (
     APPLICATION_ERROR_MESSAGE,
     HANG_UP,
+    BridgeEnd,
     GatherInfo,
     QueueChoice,
     QueueInfo,
@@ -35,6 +36,7 @@ from hotline.carrier import (
     Signing,
     VirtualCarrier,
     compute_signature,
+    twiml,
 )
 from hotline.carrier.terminal import TerminalCaller, run_terminal_call
 
@@ -695,3 +697,301 @@ async def test_default_hold_music_and_the_guard_against_holding_forever() -> Non
     assert len(record.heard) == 10
     assert {item.kind for item in record.heard} == {"play"}
     assert twiml_app.paths() == [VOICE, STATUS]
+
+
+AGENT = "+8610000000001"
+CALLER = "+8613900000001"
+DIAL_QUEUE = '<Dial action="/agent-done"><Queue url="/whisper">support</Queue></Dial>'
+
+
+def agent_app(dial: str = DIAL_QUEUE, **routes: Route) -> TwimlApp:
+    """Callers from AGENT dial the queue; everyone else waits in it."""
+
+    def voice(form: dict[str, str]) -> str:
+        if form["From"] == AGENT:
+            return xml(dial + "<Say>after dial</Say>")
+        return xml(
+            '<Enqueue waitUrl="/wait" action="/queue-done">support</Enqueue>'
+            "<Say>after enqueue</Say>"
+        )
+
+    return TwimlApp(
+        {
+            VOICE: voice,
+            "/wait": xml('<Say>Please hold.</Say><Pause length="10"/>'),
+            "/whisper": xml("<Say>An agent is answering.</Say><Redirect>/whisper-more</Redirect>"),
+            "/whisper-more": lambda form: xml(f"<Say>You waited {form['QueueTime']}s.</Say>"),
+            "/queue-done": lambda form: xml(f"<Say>Queue result {form['QueueResult']}.</Say>"),
+            "/agent-done": lambda form: xml(f"<Say>Dial {form['DialCallStatus']}.</Say>"),
+            STATUS: "",
+            **routes,
+        }
+    )
+
+
+def holding_caller() -> ScriptedCaller:
+    """Holds (for real) until an agent takes it; gives up after ten seconds."""
+    return ScriptedCaller(queue=QueuePlan(then=QueueChoice.HANGUP, patience=10))
+
+
+async def until_queued(carrier: VirtualCarrier, size: int, queue: str = "support") -> None:
+    for _ in range(500):
+        if carrier.queue_size(queue) == size:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{queue} never reached {size} members")
+
+
+def status_of(twiml_app: TwimlApp, call_sid: str) -> dict[str, str]:
+    [status] = [form for form in twiml_app.to(STATUS) if form["CallSid"] == call_sid]
+    return status
+
+
+@pytest.mark.asyncio
+async def test_dial_queue_connects_the_agent_with_the_holding_caller() -> None:
+    twiml_app = agent_app()
+    async with serving(twiml_app) as carrier:
+        caller = holding_caller()
+        holding = asyncio.create_task(carrier.place_call(caller, from_number=CALLER))
+        await until_queued(carrier, 1)
+        agent = ScriptedCaller()
+        agent_record = await asyncio.wait_for(carrier.place_call(agent, from_number=AGENT), 10)
+        record = await asyncio.wait_for(holding, 10)
+        assert carrier.queue_size("support") == 0
+        queue_sid = carrier.queue_sid("support")
+
+    assert twiml_app.rejected == []
+    assert record.answered_by == agent_record.call_sid
+    assert agent_record.bridged_with == [record.call_sid]
+    assert agent_record.dialed == []
+    [info] = agent.bridges
+    assert (info.call_sid, info.number, info.queue, info.queue_sid) == (
+        record.call_sid,
+        CALLER,
+        "support",
+        queue_sid,
+    )
+    assert caller.hung_up is False
+
+    # The url document runs on the caller's end, with the dequeue parameters.
+    [whisper] = twiml_app.to("/whisper")
+    assert whisper["CallSid"] == record.call_sid
+    assert whisper["From"] == CALLER
+    assert whisper["QueueSid"] == queue_sid
+    assert whisper["DequeingCallSid"] == agent_record.call_sid
+    assert int(whisper["QueueTime"]) >= 10
+    assert twiml_app.to("/whisper-more")[0]["DequeingCallSid"] == agent_record.call_sid
+    assert record.said == [
+        "Please hold.",
+        "An agent is answering.",
+        f"You waited {whisper['QueueTime']}s.",
+        # The agent hung up first: the caller's call goes on with the Enqueue action.
+        "Queue result bridged.",
+    ]
+    assert PUBLIC_URL + "/whisper" in [exchange.url for exchange in record.exchanges]
+    assert "An agent is answering." not in agent_record.said
+
+    [done] = twiml_app.to("/queue-done")
+    assert done["QueueResult"] == "bridged"
+    assert done["QueueSid"] == queue_sid
+    assert done["QueueTime"] == whisper["QueueTime"]
+    assert [result.result for result in record.queue_results] == ["bridged"]
+    assert record.ended_by == "document-end"
+
+    # The agent hung up: its Dial action is still reported, but nobody hears the answer.
+    [dial] = twiml_app.to("/agent-done")
+    assert dial["CallSid"] == agent_record.call_sid
+    assert dial["DialCallStatus"] == "completed"
+    assert dial["DialCallSid"] == record.call_sid
+    assert dial["DialCallDuration"] == "60"
+    assert dial["QueueSid"] == queue_sid
+    assert [e.kind for e in agent_record.exchanges if e.url.endswith("/agent-done")] == ["ignored"]
+    assert agent_record.said == []
+    assert agent_record.ended_by == "caller-hangup"
+
+    # Each call reports its own end, the conversation included.
+    assert int(status_of(twiml_app, agent_record.call_sid)["CallDuration"]) == 60
+    assert int(status_of(twiml_app, record.call_sid)["CallDuration"]) >= 70
+    assert status_of(twiml_app, record.call_sid)["CallStatus"] == "completed"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("who", ["caller", "both"])
+async def test_a_caller_who_hangs_up_on_the_agent_still_reports_bridged(who: str) -> None:
+    twiml_app = agent_app()
+    async with serving(twiml_app) as carrier:
+        holding = asyncio.create_task(carrier.place_call(holding_caller(), from_number=CALLER))
+        await until_queued(carrier, 1)
+        agent = ScriptedCaller(bridge=BridgeEnd("caller" if who == "caller" else "both", 30))
+        agent_record = await asyncio.wait_for(carrier.place_call(agent, from_number=AGENT), 10)
+        record = await asyncio.wait_for(holding, 10)
+
+    # The caller's Enqueue action hears "bridged", but the caller is gone.
+    assert twiml_app.to("/queue-done")[0]["QueueResult"] == "bridged"
+    assert [e.kind for e in record.exchanges if e.url.endswith("/queue-done")] == ["ignored"]
+    assert "Queue result bridged." not in record.said
+    assert record.ended_by == "caller-hangup"
+
+    [dial] = twiml_app.to("/agent-done")
+    assert dial["DialCallStatus"] == "completed"
+    assert dial["DialCallDuration"] == "30"
+    if who == "caller":
+        # The agent is still on the line: its Dial action's TwiML (a wrap-up menu) plays.
+        assert agent_record.said == ["Dial completed."]
+        assert agent_record.ended_by == "document-end"
+        assert agent.hung_up is False
+    else:
+        assert agent_record.said == []
+        assert agent_record.ended_by == "caller-hangup"
+    for call in (record, agent_record):
+        assert status_of(twiml_app, call.call_sid)["CallStatus"] == "completed"
+    assert int(status_of(twiml_app, agent_record.call_sid)["CallDuration"]) >= 30
+
+
+@pytest.mark.asyncio
+async def test_dial_queue_takes_the_caller_who_joined_first() -> None:
+    twiml_app = agent_app()
+    async with serving(twiml_app) as carrier:
+        first_caller, second_caller = holding_caller(), holding_caller()
+        first = asyncio.create_task(carrier.place_call(first_caller, from_number=CALLER))
+        await until_queued(carrier, 1)
+        second = asyncio.create_task(
+            carrier.place_call(second_caller, from_number="+8613900000002")
+        )
+        await until_queued(carrier, 2)
+
+        agent_one = await asyncio.wait_for(
+            carrier.place_call(ScriptedCaller(), from_number=AGENT), 10
+        )
+        first_record = await asyncio.wait_for(first, 10)
+        assert carrier.queue_size("support") == 1
+        assert not second.done()
+        agent_two = await asyncio.wait_for(
+            carrier.place_call(ScriptedCaller(), from_number=AGENT), 10
+        )
+        second_record = await asyncio.wait_for(second, 10)
+
+    assert agent_one.bridged_with == [first_record.call_sid]
+    assert agent_two.bridged_with == [second_record.call_sid]
+    assert first_record.answered_by == agent_one.call_sid
+    assert second_record.answered_by == agent_two.call_sid
+    assert second_caller.queue_updates[0].position == 2
+    assert [form["DialCallSid"] for form in twiml_app.to("/agent-done")] == [
+        first_record.call_sid,
+        second_record.call_sid,
+    ]
+
+
+@pytest.mark.asyncio
+async def test_dial_on_an_empty_queue_waits_out_its_timeout_then_no_answer() -> None:
+    twiml_app = agent_app('<Dial action="/agent-done" timeout="4"><Queue>support</Queue></Dial>')
+    loop = asyncio.get_running_loop()
+    async with serving(twiml_app) as carrier:
+        started = loop.time()
+        agent_record = await carrier.place_call(ScriptedCaller(), from_number=AGENT)
+        elapsed = loop.time() - started
+        queue_sid = carrier.queue_sid("support")
+
+    assert 0.2 * 0.9 <= elapsed < 3  # 4 simulated seconds at the default scale of 0.05
+    [dial] = twiml_app.to("/agent-done")
+    assert dial["DialCallStatus"] == "no-answer"
+    assert dial["QueueSid"] == queue_sid
+    assert "DialCallSid" not in dial
+    assert agent_record.bridged_with == []
+    assert agent_record.said == ["Dial no-answer."]
+    assert int(status_of(twiml_app, agent_record.call_sid)["CallDuration"]) >= 4
+
+
+@pytest.mark.asyncio
+async def test_a_caller_who_joins_while_the_dial_waits_is_connected() -> None:
+    twiml_app = agent_app(
+        '<Dial action="/agent-done" timeout="60"><Queue url="/whisper">support</Queue></Dial>'
+    )
+    async with serving(twiml_app, dial_wait_scale=0.1) as carrier:
+        agent = ScriptedCaller(bridge=BridgeEnd("caller", 5))
+        dialing = asyncio.create_task(carrier.place_call(agent, from_number=AGENT))
+        for _ in range(500):
+            if twiml_app.to(VOICE):
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the agent is now waiting in its <Dial>
+        assert not dialing.done()
+        record = await asyncio.wait_for(
+            carrier.place_call(holding_caller(), from_number=CALLER), 10
+        )
+        agent_record = await asyncio.wait_for(dialing, 10)
+
+    assert agent_record.bridged_with == [record.call_sid]
+    assert record.answered_by == agent_record.call_sid
+    assert twiml_app.to("/agent-done")[0]["DialCallStatus"] == "completed"
+    assert agent_record.said == ["Dial completed."]
+    assert "An agent is answering." in record.said
+    # The simulated wait is the real one scaled up: at least the 0.2 s slept, at most the timeout.
+    assert 2 <= int(status_of(twiml_app, agent_record.call_sid)["CallDuration"]) <= 65 + 5
+
+
+@pytest.mark.asyncio
+async def test_a_url_document_twilio_cannot_play_fails_the_dial() -> None:
+    twiml_app = agent_app(**{"/whisper": xml('<Gather numDigits="1"/>')})
+    async with serving(twiml_app) as carrier:
+        holding = asyncio.create_task(carrier.place_call(holding_caller(), from_number=CALLER))
+        await until_queued(carrier, 1)
+        agent_record = await asyncio.wait_for(
+            carrier.place_call(ScriptedCaller(), from_number=AGENT), 10
+        )
+        record = await asyncio.wait_for(holding, 10)
+
+    assert record.ended_by == "application-error"
+    assert record.application_error is not None
+    assert "<Queue url> document" in record.application_error
+    assert record.answered_by is None
+    assert twiml_app.to("/agent-done")[0]["DialCallStatus"] == "failed"
+    assert agent_record.bridged_with == []
+    assert agent_record.said == ["Dial failed."]
+
+
+@pytest.mark.asyncio
+async def test_dial_number_and_client_are_connected_then_continue_after_dial() -> None:
+    twiml_app = TwimlApp(
+        {
+            VOICE: xml(
+                "<Dial><Number>+8613900000077</Number><Client>desk-7</Client></Dial>"
+                "<Say>after dial</Say>"
+            ),
+            STATUS: "",
+        }
+    )
+    async with serving(twiml_app) as carrier:
+        transferred = ScriptedCaller(bridge=BridgeEnd("caller", 120))
+        record = await carrier.place_call(transferred)
+        hung_up = await carrier.place_call(ScriptedCaller())
+    assert record.dialed == ["+8613900000077", "client:desk-7"]
+    assert len(record.bridged_with) == 1 and record.bridged_with[0].startswith("CA")
+    assert transferred.bridges[0].number == "+8613900000077"
+    assert record.said == ["after dial"]
+    assert record.duration >= 120
+    assert hung_up.said == []
+    assert hung_up.ended_by == "caller-hangup"
+
+
+def test_dial_nouns_are_checked_like_twilio() -> None:
+    dial = twiml.parse_document(
+        xml('<Dial timeout="20" method="GET"><Queue url="/w" method="GET">sales</Queue></Dial>'),
+        PUBLIC_URL,
+    ).verbs[0]
+    assert dial == twiml.Dial(
+        method="GET", timeout=20.0, queue=twiml.DialQueue("sales", "/w", "GET")
+    )
+    bare = twiml.parse_document(xml("<Dial>+8613900000077</Dial>"), PUBLIC_URL).verbs[0]
+    assert isinstance(bare, twiml.Dial) and bare.targets == ("+8613900000077",)
+    for body in (
+        "<Dial><Queue>a</Queue><Number>+861</Number></Dial>",
+        "<Dial><Conference>room</Conference></Dial>",
+        "<Dial><Say>hi</Say></Dial>",
+        "<Dial/>",
+        "<Dial><Queue/></Dial>",
+    ):
+        with pytest.raises(twiml.TwimlError):
+            twiml.parse_document(xml(body), PUBLIC_URL)
+    with pytest.raises(twiml.TwimlError, match="not allowed"):
+        twiml.parse_document(xml("<Enqueue>a</Enqueue>"), PUBLIC_URL, context="dequeue")

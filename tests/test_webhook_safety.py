@@ -124,6 +124,7 @@ async def test_retried_webhooks_make_one_ticket_and_one_history_entry(line: Line
 async def test_database_failure_still_routes_the_caller(line: Line, db_url: str) -> None:
     engine = make_engine(db_url)
     async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE queue_members"))
         await conn.execute(text("DROP TABLE ticket_history"))
         await conn.execute(text("DROP TABLE recordings"))
         await conn.execute(text("DROP TABLE tickets"))

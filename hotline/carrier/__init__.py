@@ -5,6 +5,9 @@ Used by the test-suite and by the `hotline call` terminal phone.
 
 from hotline.carrier.callers import (
     HANG_UP,
+    BridgeEnd,
+    BridgeInfo,
+    BridgingCaller,
     Caller,
     GatherInfo,
     HangUp,
@@ -33,6 +36,9 @@ __all__ = [
     "APPLICATION_ERROR_MESSAGE",
     "DEFAULT_ACCOUNT_SID",
     "HANG_UP",
+    "BridgeEnd",
+    "BridgeInfo",
+    "BridgingCaller",
     "CallRecord",
     "Caller",
     "Exchange",

@@ -18,7 +18,9 @@ class QueueChoice(enum.Enum):
     """What happens to a waiting caller after one run of the hold document."""
 
     WAIT = "wait"  # keep holding: the carrier fetches the waitUrl again
-    BRIDGED = "bridged"  # an agent dequeues the call and they talk
+    # An anonymous agent takes the call and they talk (the carrier's bridged_talk_seconds).
+    # Real agents are other calls of the same carrier whose <Dial><Queue> dequeues it.
+    BRIDGED = "bridged"
     HANGUP = "hangup"  # the caller gives up and puts the phone down
 
 
@@ -100,7 +102,37 @@ class Recording:
     end: str | None = None
 
 
+@dataclass(frozen=True)
+class BridgeInfo:
+    """The far end a <Dial> just connected this call with."""
+
+    call_sid: str  # the other leg: the dequeued caller's call, or the dialed number's
+    number: str  # the dequeued caller's From, or the dialed <Number> ("client:name" for <Client>)
+    queue: str | None = None  # set for <Dial><Queue>: the queue the caller was taken from
+    queue_sid: str | None = None
+    queue_time: int = 0  # seconds the dequeued caller had waited
+
+
+@dataclass(frozen=True)
+class BridgeEnd:
+    """How a bridged conversation ends, as decided by the dialing side's caller.
+
+    `hangs_up` says who puts the phone down first: "agent" (the dialing call),
+    "caller" (the far end: the dequeued caller or the dialed number), or "both".
+    """
+
+    hangs_up: Literal["caller", "agent", "both"] = "agent"
+    talk_seconds: float = 60.0  # simulated
+
+
 class Caller(Protocol):
+    """What the carrier asks of the person on a call.
+
+    A caller may also define `on_bridged` (see `BridgingCaller`): the carrier asks
+    it how a conversation set up by this call's <Dial> ends. Without it the
+    dialing side hangs up after the carrier's `bridged_talk_seconds`.
+    """
+
     async def hear(self, item: Heard) -> None: ...
 
     async def press(self, prompt: GatherInfo) -> str | HangUp | None:
@@ -111,15 +143,29 @@ class Caller(Protocol):
         """None means silence: Twilio then skips the action URL."""
         ...
 
-    async def in_queue(self, info: QueueInfo) -> QueueChoice: ...
+    async def in_queue(self, info: QueueInfo) -> QueueChoice:
+        """Asked after each round of hold music. If another call's <Dial><Queue>
+        dequeues this caller meanwhile, the carrier stops waiting for the answer."""
+        ...
+
+
+class BridgingCaller(Caller, Protocol):
+    async def on_bridged(self, info: BridgeInfo) -> BridgeEnd:
+        """This call's <Dial> connected it with `info`: how does the conversation end?"""
+        ...
 
 
 @dataclass(frozen=True)
 class QueuePlan:
-    """Hold `waits` more times after the first run of the hold music, then `then`."""
+    """Hold `waits` more times after the first run of the hold music, then `then`.
+
+    With `patience` the caller first keeps holding that many real seconds before
+    doing `then`, so another call's <Dial><Queue> can take it meanwhile.
+    """
 
     waits: int = 0
     then: QueueChoice = QueueChoice.BRIDGED
+    patience: float = 0.0
 
 
 KeyAnswer = str | None | HangUp
@@ -132,7 +178,8 @@ class ScriptedCaller:
 
     Once a script runs out the caller hangs up (or stays silent with
     `out_of_script="silence"`), so a flow that asks more than the test
-    expected ends the call instead of waiting forever.
+    expected ends the call instead of waiting forever. `bridge` says how the
+    conversations its <Dial>s set up end (the last one repeats).
     """
 
     def __init__(
@@ -143,6 +190,7 @@ class ScriptedCaller:
         *,
         out_of_script: Literal["hang-up", "silence"] = "hang-up",
         queue_gate: asyncio.Event | None = None,
+        bridge: BridgeEnd | Sequence[BridgeEnd] = BridgeEnd(),
     ) -> None:
         self._keys = list(keys)
         self._recordings = list(recordings)
@@ -152,10 +200,13 @@ class ScriptedCaller:
         # it has done something else, e.g. filled the queue with another call.
         self._queue_gate = queue_gate
         self._queue_entries = 0
+        self._bridge_ends = [bridge] if isinstance(bridge, BridgeEnd) else list(bridge)
+        self._bridge_ends = self._bridge_ends or [BridgeEnd()]
         self.heard: list[Heard] = []
         self.gathers: list[GatherInfo] = []
         self.record_prompts: list[RecordInfo] = []
         self.queue_updates: list[QueueInfo] = []
+        self.bridges: list[BridgeInfo] = []
         self.hung_up = False
 
     @property
@@ -180,11 +231,20 @@ class ScriptedCaller:
         plan = self._plans[min(self._queue_entries, len(self._plans)) - 1]
         if info.loop <= plan.waits:
             return QueueChoice.WAIT
+        if plan.patience > 0:
+            await asyncio.sleep(plan.patience)
         if self._queue_gate is not None:
             await self._queue_gate.wait()
         if plan.then is QueueChoice.HANGUP:
             self.hung_up = True
         return plan.then
+
+    async def on_bridged(self, info: BridgeInfo) -> BridgeEnd:
+        self.bridges.append(info)
+        end = self._bridge_ends[min(len(self.bridges), len(self._bridge_ends)) - 1]
+        if end.hangs_up != "caller":
+            self.hung_up = True
+        return end
 
     def _next(self, script: list[_Answer]) -> _Answer | HangUp | None:
         if not script:

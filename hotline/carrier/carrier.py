@@ -4,16 +4,18 @@ It talks to the server only through its public webhook contract: signed form
 POSTs in, TwiML out. Everything a real call depends on but the server cannot
 see (the queue, the clock, the person holding the phone) is simulated here,
 so a whole call can be replayed deterministically in a test or driven by hand
-from a terminal.
+from a terminal. Calls placed by one carrier share its queues: an agent's call
+whose <Dial><Queue> runs takes the caller at the front of that queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
@@ -24,6 +26,8 @@ from twilio.request_validator import (  # type: ignore[import-untyped, unused-ig
 
 from hotline.carrier import twiml
 from hotline.carrier.callers import (
+    BridgeEnd,
+    BridgeInfo,
     Caller,
     GatherInfo,
     HangUp,
@@ -52,10 +56,10 @@ EndReason = Literal[
     "application-error",
     "loop-guard",
     "rejected",
-    "dial",
 ]
 ExchangeKind = Literal["twiml", "ignored", "status-callback"]
 QueueOutcome = Literal["bridged", "queue-full", "leave", "hangup"]
+_T = TypeVar("_T")
 
 
 def compute_signature(
@@ -154,7 +158,11 @@ class CallRecord:
     ended_by: EndReason = "document-end"
     application_error: str | None = None
     queue_results: list[QueueResult] = field(default_factory=list)
-    dialed: list[str] = field(default_factory=list)
+    dialed: list[str] = field(default_factory=list)  # <Number>/<Client> targets of <Dial>
+    # CallSids this call's <Dial>s were connected to (dequeued callers, dialed numbers).
+    bridged_with: list[str] = field(default_factory=list)
+    # The CallSid whose <Dial><Queue> took this call out of its queue.
+    answered_by: str | None = None
     warnings: list[str] = field(default_factory=list)
     call_status: str = "completed"
     duration: float = 0.0  # simulated seconds
@@ -180,9 +188,25 @@ class CallRecord:
 
 
 @dataclass
+class _Bridge:
+    """Where a call's <Dial><Queue> meets the caller it took from the queue."""
+
+    agent_sid: str  # the dequeuing (dialing) call
+    url: str | None  # the <Queue url> document, run on the dequeued caller's end
+    method: str
+    # Set by the dequeued call: its QueueTime once connected, or None if it went away first.
+    connected: asyncio.Future[int | None]
+    # Set by the dialing call: how the conversation ended.
+    ended: asyncio.Future[BridgeEnd]
+
+
+@dataclass
 class _Member:
     call_sid: str
+    from_number: str = ""
     waited: float = 0.0
+    bridge: _Bridge | None = None  # set, with `taken`, when a <Dial><Queue> dequeues it
+    taken: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class _SimulatedQueue:
@@ -193,22 +217,44 @@ class _SimulatedQueue:
         self.sid = "QU" + secrets.token_hex(16)
         self.max_size = max_size
         self.members: list[_Member] = []
+        self._joined = asyncio.Event()  # replaced after every join: a pulse for waiting dials
 
     @property
     def full(self) -> bool:
         return len(self.members) >= self.max_size
 
-    def join(self, call_sid: str) -> _Member:
-        member = _Member(call_sid)
+    def join(self, call_sid: str, from_number: str = "") -> _Member:
+        member = _Member(call_sid, from_number)
         self.members.append(member)
+        self._joined.set()
+        self._joined = asyncio.Event()
         return member
 
     def leave(self, member: _Member) -> None:
         if member in self.members:
             self.members.remove(member)
 
+    def take(self) -> _Member | None:
+        """Dequeue the member at the front, as <Dial><Queue> does."""
+        return self.members.pop(0) if self.members else None
+
+    async def someone_joins(self, seconds: float) -> bool:
+        """Wait up to `seconds` (real time) for a join; False if nobody came."""
+        joined = self._joined
+        try:
+            async with asyncio.timeout(seconds):
+                await joined.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def position(self, member: _Member) -> int:
-        return self.members.index(member) + 1
+        # A dequeued member finishing its round of hold music was at the front.
+        return self.members.index(member) + 1 if member in self.members else 1
+
+    def size(self, member: _Member) -> int:
+        """The queue's size as `member` sees it (counting it while it finishes its round)."""
+        return len(self.members) + (member not in self.members)
 
     def average_wait(self) -> int:
         if not self.members:
@@ -225,6 +271,7 @@ class _Holding:
     joined_at: float
     loops: int = 0
     reported: bool = False  # the action URL has been told how the stay ended
+    left_at: float | None = None  # when an agent's <Dial><Queue> connected it
 
 
 class _CallEnded(Exception):
@@ -251,6 +298,7 @@ class VirtualCarrier:
         queue_max_size: Mapping[str, int] | int = 100,
         max_webhooks: int = 300,
         bridged_talk_seconds: float = 60.0,
+        dial_wait_scale: float = 0.05,
         request_timeout: float = 15.0,
         connect_retries: int = 1,
     ) -> None:
@@ -265,7 +313,11 @@ class VirtualCarrier:
         self.status_path = status_path
         self.signing = signing or Signing.auth_token()
         self.max_webhooks = max_webhooks
+        # How long an anonymous agent talks (QueueChoice.BRIDGED), and how long a
+        # <Dial> conversation lasts when the dialing caller has no `on_bridged`.
         self.bridged_talk_seconds = bridged_talk_seconds
+        # Real seconds per simulated second while a <Dial> waits for an empty queue.
+        self.dial_wait_scale = dial_wait_scale
         self.request_timeout = request_timeout
         self.connect_retries = connect_retries
         self.calls: list[CallRecord] = []
@@ -298,14 +350,21 @@ class VirtualCarrier:
         from_number: str = "+8613812348000",
         to_number: str = "+8610123450000",
         call_sid: str | None = None,
+        voice_path: str | None = None,
+        status_path: str | None = None,
     ) -> CallRecord:
+        """One inbound call; `voice_path`/`status_path` override the carrier's for a number
+        of its own (an agents' line, say) that shares this carrier's queues."""
         record = CallRecord(
             call_sid=call_sid or "CA" + secrets.token_hex(16),
             from_number=from_number,
             to_number=to_number,
         )
         self.calls.append(record)
-        await _Call(self, caller, record).run()
+        call = _Call(self, caller, record)
+        call.voice_path = voice_path or self.voice_path
+        call.status_path = status_path or self.status_path
+        await call.run()
         return record
 
     async def post(
@@ -393,6 +452,8 @@ class _Call:
         self.carrier = carrier
         self.caller = caller
         self.record = record
+        self.voice_path = carrier.voice_path
+        self.status_path: str | None = carrier.status_path
         self.clock = 0.0
         self.webhooks = 0
         self.answered = False
@@ -400,7 +461,7 @@ class _Call:
     async def run(self) -> None:
         try:
             document: twiml.Document | None = await self.fetch(
-                self.carrier.url_for(self.carrier.voice_path), "POST", {}, call_status="ringing"
+                self.carrier.url_for(self.voice_path), "POST", {}, call_status="ringing"
             )
             while document is not None:
                 document = await self.run_document(document)
@@ -447,8 +508,7 @@ class _Call:
                 self.record.warnings.append("<Leave> outside a queue: ignored")
                 return None
             case twiml.Dial():
-                self.record.dialed.append(verb.target)
-                raise _CallEnded("dial")
+                return await self.dial(verb, document)
             case _:  # <Hangup>
                 raise _CallEnded("hangup-verb")
 
@@ -544,24 +604,41 @@ class _Call:
         if queue.full:
             self.record.queue_results.append(QueueResult(queue.name, "queue-full", queue.sid, 0, 0))
             return await self.dequeued(queue, action, verb.method, "queue-full", 0)
-        holding = _Holding(queue, queue.join(self.record.call_sid), self.clock)
+        member = queue.join(self.record.call_sid, self.record.from_number)
+        holding = _Holding(queue, member, self.clock)
         try:
             outcome = await self.hold(verb, document, holding)
+            if isinstance(outcome, _Bridge):
+                end = await self.answer(outcome, holding)
+                # Twilio reports "bridged" once the conversation is over, even to a
+                # caller who hung up; then nobody is left to hear the answer.
+                gone = end.hangs_up != "agent"
+                following = await self.leave_queue(
+                    holding, action, verb.method, "bridged", talk=end.talk_seconds, ignored=gone
+                )
+                if gone:
+                    raise _CallEnded("caller-hangup")
+                return following
         except _CallEnded as ended:
             if ended.reason in ("caller-hangup", "hangup-verb"):
                 await self.leave_queue(holding, action, verb.method, "hangup", ignored=True)
             raise
         finally:
-            # Whatever ends the stay (loop guard, error, cancellation) frees the place.
-            queue.leave(holding.member)
+            # Whatever ends the stay (loop guard, error, cancellation) frees the place,
+            # and an agent that took this caller is not left waiting for it.
+            queue.leave(member)
+            if member.bridge is not None:
+                _settle(member.bridge.connected, None)
         if outcome == "hangup":
             await self.leave_queue(holding, action, verb.method, "hangup", ignored=True)
             raise _CallEnded("caller-hangup")
-        return await self.leave_queue(holding, action, verb.method, outcome)
+        # An anonymous agent (QueueChoice.BRIDGED) talks for the carrier's default time.
+        talk = self.carrier.bridged_talk_seconds if outcome == "bridged" else 0.0
+        return await self.leave_queue(holding, action, verb.method, outcome, talk=talk)
 
     async def hold(
         self, verb: twiml.Enqueue, document: twiml.Document, holding: _Holding
-    ) -> Literal["leave", "bridged", "hangup"]:
+    ) -> Literal["leave", "bridged", "hangup"] | _Bridge:
         wait_url = _resolve(document, verb.wait_url) if verb.wait_url else None
         # Each round fetches the original waitUrl, as Twilio re-requests it, unless the
         # previous round ended in a <Redirect>: then that URL is the next round.
@@ -587,22 +664,68 @@ class _Call:
                 elif wait_url is not None:
                     next_round = (wait_url, verb.wait_url_method)
             self.touch(holding)
-            choice = await self.caller.in_queue(
-                QueueInfo(
-                    queue=holding.queue.name,
-                    queue_sid=holding.queue.sid,
-                    position=holding.queue.position(holding.member),
-                    size=len(holding.queue.members),
-                    max_size=holding.queue.max_size,
-                    queue_time=round(holding.member.waited),
-                    avg_queue_time=holding.queue.average_wait(),
-                    loop=holding.loops,
-                )
-            )
+            choice = await self.decide(holding)
+            if isinstance(choice, _Bridge):
+                return choice
             if choice is QueueChoice.BRIDGED:
                 return "bridged"
             if choice is QueueChoice.HANGUP:
                 return "hangup"
+
+    async def decide(self, holding: _Holding) -> QueueChoice | _Bridge:
+        """Ask the caller what it does after a round, unless an agent takes it first.
+
+        An agent's <Dial><Queue> that dequeued the caller during the round wins at
+        once; one that comes while the caller is still deciding cuts it short.
+        """
+        queue, member = holding.queue, holding.member
+        if member.bridge is not None:
+            return member.bridge
+        info = QueueInfo(
+            queue=queue.name,
+            queue_sid=queue.sid,
+            position=queue.position(member),
+            size=queue.size(member),
+            max_size=queue.max_size,
+            queue_time=round(member.waited),
+            avg_queue_time=queue.average_wait(),
+            loop=holding.loops,
+        )
+        asking = asyncio.create_task(self.caller.in_queue(info))
+        taken = asyncio.create_task(member.taken.wait())
+        try:
+            await asyncio.wait((asking, taken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            asking.cancel()
+            taken.cancel()
+        if member.bridge is not None:
+            return member.bridge
+        return asking.result()
+
+    async def answer(self, bridge: _Bridge, holding: _Holding) -> BridgeEnd:
+        """Taken by another call's <Dial><Queue>: hear its url document, then talk."""
+        holding.left_at = self.clock
+        queue_time = round(self.clock - holding.joined_at)
+        if bridge.url is not None:
+            params = {
+                "QueueSid": holding.queue.sid,
+                "QueueTime": str(queue_time),
+                "DequeingCallSid": bridge.agent_sid,
+            }
+            target: tuple[str, str] | None = (bridge.url, bridge.method)
+            while target is not None:
+                document = await self.fetch(*target, params, context="dequeue")
+                target = None
+                for verb in document.verbs:
+                    match verb:
+                        case twiml.Say() | twiml.Play() | twiml.Pause():
+                            await self.hear(verb)
+                        case twiml.Redirect():
+                            target = (_resolve(document, verb.url), verb.method)
+                            break
+        self.record.answered_by = bridge.agent_sid
+        _settle(bridge.connected, queue_time)
+        return await bridge.ended
 
     async def run_hold_document(
         self, document: twiml.Document, holding: _Holding
@@ -644,7 +767,7 @@ class _Call:
             "QueuePosition": str(queue.position(member)),
             "QueueTime": str(round(member.waited)),
             "AvgQueueTime": str(queue.average_wait()),
-            "CurrentQueueSize": str(len(queue.members)),
+            "CurrentQueueSize": str(queue.size(member)),
             "MaxQueueSize": str(queue.max_size),
         }
 
@@ -655,20 +778,21 @@ class _Call:
         method: str,
         outcome: QueueOutcome,
         *,
+        talk: float = 0.0,
         ignored: bool = False,
     ) -> twiml.Document | None:
         queue = holding.queue
         if holding.reported:
             return None
         holding.reported = True
-        queue_time = round(self.clock - holding.joined_at)
+        left_at = self.clock if holding.left_at is None else holding.left_at
+        queue_time = round(left_at - holding.joined_at)
         queue.leave(holding.member)
         self.record.queue_results.append(
             QueueResult(queue.name, outcome, queue.sid, queue_time, holding.loops)
         )
-        if outcome == "bridged":
-            # The action URL is requested only once the agent conversation is over.
-            self.clock += self.carrier.bridged_talk_seconds
+        # The action URL is requested only once the agent conversation is over.
+        self.clock += talk
         if ignored:
             if action is not None:
                 params = {
@@ -691,6 +815,97 @@ class _Call:
         if action is None:
             return None  # without an action Twilio continues after <Enqueue>
         params = {"QueueResult": outcome, "QueueSid": queue.sid, "QueueTime": str(queue_time)}
+        return await self.fetch(action, method, params)
+
+    async def dial(self, verb: twiml.Dial, document: twiml.Document) -> twiml.Document | None:
+        action = _resolve(document, verb.action) if verb.action else None
+        if verb.queue is None:
+            self.record.dialed.extend(verb.targets)
+            # The first target answers: the simulation has no busy or unanswered numbers.
+            far_end = BridgeInfo(call_sid="CA" + secrets.token_hex(16), number=verb.targets[0])
+            return await self.talk(far_end, action, verb.method, {}, None)
+        queue = self.carrier.queue(verb.queue.name)
+        params = {"QueueSid": queue.sid}
+        member = await self.wait_for_caller(queue, verb.timeout)
+        if member is None:
+            status = {"DialCallStatus": "no-answer"}
+            return await self.dial_ended(action, verb.method, params | status)
+        loop = asyncio.get_running_loop()
+        url = _resolve(document, verb.queue.url) if verb.queue.url else None
+        bridge = _Bridge(
+            self.record.call_sid, url, verb.queue.method, loop.create_future(), loop.create_future()
+        )
+        member.bridge = bridge
+        member.taken.set()
+        try:
+            queue_time = await bridge.connected
+            if queue_time is None:
+                # It left the queue, hung up or failed while finishing its round.
+                status = {"DialCallStatus": "failed"}
+                return await self.dial_ended(action, verb.method, params | status)
+            far_end = BridgeInfo(
+                member.call_sid, member.from_number, queue.name, queue.sid, queue_time
+            )
+            return await self.talk(far_end, action, verb.method, params, bridge)
+        finally:
+            # However this call ends, the caller it took is not left on the line forever.
+            _settle(bridge.ended, BridgeEnd("agent", 0.0))
+
+    async def wait_for_caller(self, queue: _SimulatedQueue, ring: float) -> _Member | None:
+        """The front member, or the first to join within `ring` simulated seconds.
+
+        The wait is real (scaled by `dial_wait_scale`), so that another call of the
+        same carrier can join the queue meanwhile.
+        """
+        scale = self.carrier.dial_wait_scale
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + ring * scale
+        while (member := queue.take()) is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await queue.someone_joins(remaining):
+                self.clock += ring
+                return None
+        if scale > 0:
+            self.clock += min(ring, (loop.time() - started) / scale)
+        return member
+
+    async def talk(
+        self,
+        far_end: BridgeInfo,
+        action: str | None,
+        method: str,
+        params: Mapping[str, str],
+        bridge: _Bridge | None,
+    ) -> twiml.Document | None:
+        """This call's <Dial> connected it with `far_end`; its caller says how that ends."""
+        self.record.bridged_with.append(far_end.call_sid)
+        on_bridged = getattr(self.caller, "on_bridged", None)
+        end: BridgeEnd = (
+            BridgeEnd("agent", self.carrier.bridged_talk_seconds)
+            if on_bridged is None
+            else await on_bridged(far_end)
+        )
+        if bridge is not None:
+            _settle(bridge.ended, end)
+        self.clock += end.talk_seconds
+        params = dict(params) | {
+            "DialCallStatus": "completed",
+            "DialCallSid": far_end.call_sid,
+            "DialCallDuration": str(round(end.talk_seconds)),
+        }
+        if end.hangs_up == "caller":
+            return await self.dial_ended(action, method, params)
+        # This side hung up: Twilio still reports the <Dial>, but nobody hears the answer.
+        if action is not None:
+            await self.ignored(action, method, params)
+        raise _CallEnded("caller-hangup")
+
+    async def dial_ended(
+        self, action: str | None, method: str, params: Mapping[str, str]
+    ) -> twiml.Document | None:
+        if action is None:
+            return None  # without an action Twilio continues after <Dial>
         return await self.fetch(action, method, params)
 
     def base_params(self, call_status: str) -> dict[str, str]:
@@ -737,11 +952,11 @@ class _Call:
         await self.exchange(url, method, self.base_params("completed") | dict(extra), "ignored")
 
     async def status_callback(self) -> None:
-        if self.carrier.status_path is None:
+        if self.status_path is None:
             return
         params = self.base_params(self.record.call_status)
         params["CallDuration"] = str(round(self.record.duration))
-        url = self.carrier.url_for(self.carrier.status_path)
+        url = self.carrier.url_for(self.status_path)
         await self.exchange(url, "POST", params, "status-callback")
 
     async def exchange(
@@ -759,6 +974,12 @@ class _Call:
             )
         )
         return response
+
+
+def _settle(future: asyncio.Future[_T], value: _T) -> None:
+    """Resolve a future the other call may already have resolved, or stopped waiting on."""
+    if not future.done():
+        future.set_result(value)
 
 
 def _request_url(url: str) -> yarl.URL:

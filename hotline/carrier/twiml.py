@@ -14,8 +14,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Literal
 
-Context = Literal["call", "wait"]
-"""Where a document runs: a normal call leg, or the waitUrl of an <Enqueue>."""
+Context = Literal["call", "wait", "dequeue"]
+"""Where a document runs: a normal call leg, the waitUrl of an <Enqueue>, or the url of a
+<Dial><Queue> (played to the dequeued caller just before it is connected)."""
 
 DTMF_KEYS = frozenset("0123456789*#")
 
@@ -105,9 +106,22 @@ class Reject:
 
 
 @dataclass(frozen=True)
+class DialQueue:
+    """The <Queue> noun of a <Dial>: connect with the caller at the front of `name`."""
+
+    name: str
+    url: str | None = None  # TwiML run on the dequeued caller's end before the two talk
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
 class Dial:
-    target: str
     action: str | None = None
+    method: str = "POST"
+    timeout: float = 30.0  # seconds to ring, or to wait for someone to join an empty queue
+    queue: DialQueue | None = None
+    # <Number> children (or a number as the text of <Dial>) and <Client>s as "client:name".
+    targets: tuple[str, ...] = ()
 
 
 Verb = Say | Play | Pause | Gather | Redirect | Record | Enqueue | Leave | Hangup | Reject | Dial
@@ -125,12 +139,20 @@ class Document:
 # Twilio's list for an <Enqueue> waitUrl document; anything else there is an error.
 _WAIT_VERBS = frozenset({"Play", "Say", "Pause", "Gather", "Redirect", "Leave", "Hangup"})
 _CALL_VERBS = _WAIT_VERBS | {"Record", "Enqueue", "Reject", "Dial"}
+# Twilio's list for the url document of a <Dial><Queue>.
+_DEQUEUE_VERBS = frozenset({"Play", "Say", "Pause", "Redirect"})
+_ALLOWED: dict[Context, tuple[frozenset[str], str]] = {
+    "call": (_CALL_VERBS, "<Response>"),
+    "wait": (_WAIT_VERBS, "a waitUrl document"),
+    "dequeue": (_DEQUEUE_VERBS, "a <Queue url> document"),
+}
 _GATHER_CHILDREN = frozenset({"Say", "Play", "Pause"})
 # Real TwiML verbs the simulation cannot play; named separately so the error
 # says "not simulated" instead of suggesting the server wrote nonsense.
 _UNSIMULATED = frozenset(
     {"Connect", "Pay", "Prompt", "Refer", "Start", "Stop", "Echo", "Sms", "Message", "Stream"}
 )
+_UNSIMULATED_NOUNS = frozenset({"Conference", "Sip", "Sim", "Application", "WhatsApp"})
 
 
 def parse_document(content: bytes | str, url: str, *, context: Context = "call") -> Document:
@@ -164,11 +186,10 @@ class _Reader:
 
     def verb(self, element: ET.Element) -> Verb:
         name = element.tag
-        allowed = _WAIT_VERBS if self.context == "wait" else _CALL_VERBS
+        allowed, where = _ALLOWED[self.context]
         if name not in allowed:
             if name in _UNSIMULATED:
                 raise TwimlError(f"<{name}> is not simulated by the virtual carrier")
-            where = "a waitUrl document" if self.context == "wait" else "<Response>"
             raise TwimlError(f"<{name}> is not allowed in {where}")
         if name in _GATHER_CHILDREN:
             return self.prompt(element)
@@ -186,7 +207,7 @@ class _Reader:
         if name == "Reject":
             return Reject(reason=element.get("reason", "rejected"))
         if name == "Dial":
-            return Dial(target=_text(element), action=element.get("action"))
+            return self.dial(element)
         self.no_children(element)
         return Leave() if name == "Leave" else Hangup()
 
@@ -270,6 +291,45 @@ class _Reader:
             wait_url=element.get("waitUrl"),
             wait_url_method=self.method(element, "waitUrlMethod"),
         )
+
+    def dial(self, element: ET.Element) -> Dial:
+        queue: DialQueue | None = None
+        targets: list[str] = []
+        for child in element:
+            if child.tag in _UNSIMULATED_NOUNS:
+                raise TwimlError(f"<Dial><{child.tag}> is not simulated by the virtual carrier")
+            if child.tag not in ("Queue", "Number", "Client"):
+                raise TwimlError(f"<{child.tag}> cannot be nested in <Dial>")
+            if child.tag == "Queue":
+                queue = self.dial_queue(child)
+                continue
+            self.no_children(child)  # <Client><Identity> is not simulated either
+            target = _text(child)
+            if not target:
+                raise TwimlError(f"<{child.tag}> without a {child.tag.lower()} to dial")
+            targets.append(f"client:{target}" if child.tag == "Client" else target)
+        if not len(element) and _text(element):
+            targets.append(_text(element))
+        if queue is not None and (targets or len(element) > 1):
+            raise TwimlError("<Queue> must be the only noun in its <Dial>")
+        if queue is None and not targets:
+            raise TwimlError("<Dial> with nothing to dial")
+        return Dial(
+            action=element.get("action"),
+            method=self.method(element, "method"),
+            timeout=float(self.integer(element, "timeout", 30, minimum=1)),
+            queue=queue,
+            targets=tuple(targets),
+        )
+
+    def dial_queue(self, element: ET.Element) -> DialQueue:
+        self.no_children(element)
+        name = _text(element)
+        if element.get("reservationSid") or element.get("postWorkActivitySid"):
+            raise TwimlError("<Queue reservationSid> (TaskRouter) is not simulated")
+        if not name:
+            raise TwimlError("<Queue> without a queue name")
+        return DialQueue(name=name, url=element.get("url"), method=self.method(element, "method"))
 
     def no_children(self, element: ET.Element) -> None:
         if len(element):

@@ -152,6 +152,7 @@ class PromptsFile(Strict):
     agent_said: Text
     agent_greet_caller: Text
     agent_wrap: Text
+    agent_bye: Text
     key_names: dict[Literal["*", "#"], Text] = {}
 
 

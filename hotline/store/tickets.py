@@ -278,7 +278,11 @@ class TicketStore:
             values["classification"] = understood
         if change.understanding is not None and change.understanding.transcript:
             values["transcript"] = change.understanding.transcript
-        detail: dict[str, Any] = {k: v for k, v in values.items() if k != "due_at"}
+        detail: dict[str, Any] = {
+            k: v.isoformat() if isinstance(v, datetime) else v
+            for k, v in values.items()
+            if k != "due_at"
+        }
         if change.recording is not None:
             kind, recording = change.recording
             known = await conn.scalar(

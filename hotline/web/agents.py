@@ -26,6 +26,7 @@ from ivr.agent import (
     CallerTicket,
     Connected,
     DialEnded,
+    LogOut,
     NextCaller,
     OutcomeKeyed,
     PinChecked,
@@ -85,6 +86,8 @@ async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
         case AgentHook.PIN:
             return PinChecked(await _pin_ok(request, state, digits.strip("#")))
         case AgentHook.NEXT:
+            if digits:
+                return LogOut()
             return NextCaller(await _claim(request, state))
         case AgentHook.GREET:
             return Connected(form.get("CallSid", ""))
@@ -143,7 +146,7 @@ async def _apply(
                 await request.app[AGENTS].set_state(
                     state.agent, new_state, now, note, call_sid=own_call, caller_sid=caller
                 )
-                if new_state is AgentState.READY:
+                if new_state in (AgentState.READY, AgentState.OFFLINE):
                     await request.app[AGENTS].release(state.agent)
             case CallerTicket(call_sid=caller_sid, change=change) if caller_sid:
                 await _caller_ticket(request, caller_sid, change)

@@ -56,15 +56,16 @@ class TwimlRenderer:
         match verb:
             case Say() | Play() | Pause():
                 self._prompt(response, verb)
-            case Gather(prompt=prompt, target=target, timeout_s=timeout, num_digits=n):
+            case Gather(
+                prompt=prompt, target=target, timeout_s=timeout, num_digits=n, finish_on_key=key
+            ):
                 gather = TwimlGather(
                     input="dtmf",
                     num_digits=n,
                     timeout=timeout,
                     action=url_for(target),
                     method="POST",
-                    # "#" is a menu key (back), not the end of the input.
-                    finish_on_key="",
+                    finish_on_key=key,
                 )
                 for item in prompt:
                     self._prompt(gather, item)
