@@ -33,6 +33,7 @@ def make_engine(url: str, *, statement_timeout_ms: int = 2000) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 5})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     # Bounded pool and statement timeout: a slow database must not hold a webhook past
     # Twilio's 15 s budget.
@@ -50,11 +51,24 @@ def make_engine(url: str, *, statement_timeout_ms: int = 2000) -> AsyncEngine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, say when a transaction begins (see below).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _sqlite_begin_immediate(connection: Connection) -> None:
+    """Take SQLite's write lock when a transaction starts, not at its first write.
+
+    Two webhooks of one call (the queue result and the status callback) may read the same
+    ticket at once; with SQLite's default deferred transactions both then try to upgrade
+    their read lock to a write lock and one fails with "database is locked" at once,
+    without waiting. Taking the lock first makes the second wait its turn instead.
+    """
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config() -> Config:
