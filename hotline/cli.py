@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
     transcribe.set_defaults(run=_transcribe)
 
+    agents = sub.add_parser("agents", help="the agents of config/agents.yaml")
+    agents_sub = agents.add_subparsers(metavar="ACTION")
+    hash_pin = agents_sub.add_parser("hash-pin", help="the pin_hash of a PIN, for agents.yaml")
+    hash_pin.add_argument("pin", nargs="?", help="the PIN; none: asked without echo")
+    hash_pin.set_defaults(run=_hash_pin)
+
     call = sub.add_parser("call", help="place a test call from this terminal")
     call.add_argument("--url", default="http://127.0.0.1:8080")
     call.add_argument("--from", dest="from_number", default="+8613812348000")
@@ -149,6 +155,19 @@ def _serve(args: argparse.Namespace) -> int:
         print=None,
         access_log=None,
     )
+    return 0
+
+
+def _hash_pin(args: argparse.Namespace) -> int:
+    import getpass
+
+    from hotline.pins import hash_pin
+
+    pin = args.pin if args.pin is not None else getpass.getpass("PIN: ")
+    if not pin.isdigit() or not 4 <= len(pin) <= 8:
+        print("a PIN is 4 to 8 digits", file=sys.stderr)
+        return 2
+    print(hash_pin(pin))
     return 0
 
 
