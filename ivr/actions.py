@@ -143,6 +143,7 @@ class TicketChange:
     choice: str | None = None  # what the caller made of the desks their words pointed to
     answered_by: str | None = None  # the agent connected to the caller
     outcome: str | None = None  # what the agent keyed in wrap-up
+    wrapped: bool = False  # the agent's wrap-up of this ticket's call is over
 
 
 Action = Verb | TicketChange

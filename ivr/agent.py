@@ -208,9 +208,13 @@ def _wrapped(
     state: AgentCallState, outcome: Outcome | None
 ) -> tuple[AgentCallState, tuple[AgentAction, ...]]:
     actions: list[AgentAction] = []
-    if outcome is not None and state.caller:
-        note = f"outcome {outcome.value} by agent {state.agent}"
-        actions.append(CallerTicket(state.caller, TicketChange(note=note, outcome=outcome.value)))
+    if state.caller:
+        if outcome is not None:
+            note = f"outcome {outcome.value} by agent {state.agent}"
+        else:
+            note = f"wrap-up by agent {state.agent} ended without an outcome"
+        change = TicketChange(note=note, outcome=outcome.value if outcome else None, wrapped=True)
+        actions.append(CallerTicket(state.caller, change))
     ready = replace(state, caller=None)
     actions += [
         AgentChange(AgentState.READY, f"wrap-up done: {outcome.value if outcome else 'none'}"),

@@ -150,3 +150,30 @@ def test_greet_records_who_answered_and_wrap_up_sets_the_outcome(plan: IvrPlan) 
     assert outcome.change.outcome == "forwarded" and ready.caller is None
     _, actions = agent_step(plan, state, DialEnded("no-answer"))
     assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is AgentHook.NEXT
+
+
+def test_desk_metrics_for_the_day() -> None:
+    from routing.metrics import QueueStay, desk_metrics
+
+    s = timedelta(seconds=1)
+    stays = [
+        # answered after 10 s, handled 100 s
+        QueueStay("tax-invoice", T0, T0 + 110 * s, "bridged", T0 + 10 * s, T0 + 110 * s),
+        # answered after 40 s (outside a 20 s service level), not wrapped yet
+        QueueStay("tax-invoice", T0, T0 + 50 * s, "bridged", T0 + 40 * s, None),
+        # gave up after 30 s
+        QueueStay("tax-invoice", T0, T0 + 30 * s, "hangup", None, None),
+        # still waiting
+        QueueStay("tax-invoice", T0, None, None, None, None),
+        QueueStay("general", T0, T0 + 5 * s, "leave", None, None),
+    ]
+    figures = desk_metrics(stays, service_level_s=20)
+    invoice = figures["tax-invoice"]
+    assert (invoice.offered, invoice.answered, invoice.abandoned) == (4, 2, 1)
+    assert invoice.service_level == 0.25  # one of four offered answered within 20 s
+    assert invoice.average_speed_of_answer_s == 25.0
+    assert invoice.average_handle_time_s == 100.0
+    assert invoice.abandoned_after_s == 30.0
+    general = figures["general"]
+    assert (general.offered, general.answered, general.abandoned) == (1, 0, 0)
+    assert general.average_speed_of_answer_s is None

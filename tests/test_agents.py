@@ -82,6 +82,9 @@ async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line) -> None
     me = next(a for a in live["agents"] if a["id"] == "1001")
     assert me["state"] == "offline"  # hung up at the idle prompt
     assert sum(live["calls_per_hour"]) == 1
+    today = next(d for d in live["desks"] if d["id"] == "tax-invoice")["today"]
+    assert (today["offered"], today["answered"], today["abandoned"]) == (1, 1, 0)
+    assert today["service_level"] == 1.0  # the test clock stands still: answered at once
 
 
 async def test_longest_waiting_first_across_two_desks(line: Line) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hotline.store.tables import agent_events, agent_states, queue_members, tickets
 from hotline.store.tickets import STALE_QUEUE_AFTER
 from routing.acd import Agent, AgentState, Waiting, next_caller
+from routing.metrics import QueueStay
 
 CLAIM_ATTEMPTS = 5
 
@@ -140,6 +141,27 @@ class AgentStore:
                 )
             ).all()
         return [dict(r._mapping) for r in rows]
+
+    async def stays_since(self, start: datetime) -> list[QueueStay]:
+        """Every queue stay that began since `start`, for the day's desk metrics."""
+        query = (
+            select(queue_members, tickets.c.answered_at, tickets.c.wrapped_at)
+            .join(tickets, tickets.c.id == queue_members.c.ticket_id)
+            .where(queue_members.c.joined_at >= start)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            QueueStay(
+                r.desk,
+                r.joined_at,
+                r.left_at,
+                r.result,
+                r.answered_at if r.result == "bridged" or r.left_at is None else None,
+                r.wrapped_at,
+            )
+            for r in rows
+        ]
 
     async def _waiting(
         self, conn: AsyncConnection, desks: list[str], now: datetime

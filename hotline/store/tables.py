@@ -78,6 +78,7 @@ tickets = Table(
     Column("answered_by", String(16)),  # the agent who took the call
     Column("answered_at", UtcDateTime()),
     Column("outcome", String(24)),  # what the agent keyed in wrap-up
+    Column("wrapped_at", UtcDateTime()),  # the agent's wrap-up ended: handle time ends
     Column("call_status", String(16)),
     Column("call_duration_s", Integer),
     Column("created_at", UtcDateTime(), nullable=False),

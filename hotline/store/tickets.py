@@ -270,6 +270,8 @@ class TicketStore:
                 values[name] = value
         if change.answered_by is not None and row["answered_at"] is None:
             values["answered_at"] = at
+        if change.wrapped and row["wrapped_at"] is None:
+            values["wrapped_at"] = at
         if change.tier is not None and row["feedback_tier"] != change.tier.value:
             values["feedback_tier"] = change.tier.value
             values["due_at"] = due_at(row["created_at"], FeedbackTier(change.tier), self._zone)

@@ -83,6 +83,8 @@ def _routes(app: web.Application) -> None:
     app.router.add_get("/api/tickets", api.list_tickets)
     app.router.add_get("/api/tickets/{number}", api.get_ticket)
     app.router.add_get("/api/live", live.live)
+    app.router.add_get("/api/live/events", live.events)
+    app.router.add_get("/live", live.page)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

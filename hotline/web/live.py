@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from dataclasses import asdict
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -11,10 +15,52 @@ from sqlalchemy import select
 from hotline.store.tables import tickets
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE
 from routing.acd import AgentState
+from routing.metrics import desk_metrics
+
+PAGE = Path(__file__).resolve().parent / "static" / "live.html"
+PUSH_EVERY_S = 1.0
+HEARTBEAT_EVERY_S = 15.0
 
 
 async def live(request: web.Request) -> web.Response:
     return web.json_response(await snapshot(request))
+
+
+async def page(request: web.Request) -> web.FileResponse:
+    """The supervisors' page: a static shell; its data comes from the events below."""
+    return web.FileResponse(PAGE, headers={"Cache-Control": "no-store"})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: a snapshot whenever the line changes (checked every second)."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # nginx must not hold the stream back
+        }
+    )
+    await response.prepare(request)
+    last = ""
+    quiet = 0.0
+    while True:
+        current = await snapshot(request)
+        changes = {k: v for k, v in current.items() if k != "at"}
+        body = json.dumps(changes, sort_keys=True, ensure_ascii=False)
+        try:
+            if body != last:
+                await response.write(
+                    f"data: {json.dumps(current, ensure_ascii=False)}\n\n".encode()
+                )
+                last, quiet = body, 0.0
+            elif quiet >= HEARTBEAT_EVERY_S:
+                await response.write(b": still here\n\n")
+                quiet = 0.0
+        except (ConnectionResetError, RuntimeError):
+            break
+        await asyncio.sleep(PUSH_EVERY_S)
+        quiet += PUSH_EVERY_S
+    return response
 
 
 async def snapshot(request: web.Request) -> dict[str, Any]:
@@ -32,6 +78,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
             "agents": {
                 s.value: 0 for s in (AgentState.READY, AgentState.ON_CALL, AgentState.WRAP_UP)
             },
+            "today": None,
         }
         for desk_id, desk in plan.specialties.items()
     }
@@ -58,6 +105,12 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
                 "desks": {d: level.value for d, level in agent.desks.items()},
             }
         )
+    zone = plan.hours.zone
+    day_start = datetime.combine(now.astimezone(zone).date(), time(0, 0), tzinfo=zone)
+    stays = await request.app[AGENTS].stays_since(day_start)
+    for desk_id, figures in desk_metrics(stays, config.staffing.service_level_s).items():
+        if desk_id in desks:
+            desks[desk_id]["today"] = asdict(figures)
     busiest = sorted(desks.values(), key=lambda d: (-d["waiting"], -d["longest_wait_s"], d["id"]))
     return {
         "at": now.isoformat(),
