@@ -144,6 +144,7 @@ class TicketChange:
     answered_by: str | None = None  # the agent connected to the caller
     outcome: str | None = None  # what the agent keyed in wrap-up
     wrapped: bool = False  # the agent's wrap-up of this ticket's call is over
+    overdue: bool = False  # waited past the desk's maximum: backup agents may take the caller
 
 
 Action = Verb | TicketChange

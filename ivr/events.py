@@ -87,6 +87,8 @@ class RoutingRequested:
 class QueueWaiting:
     position: int
     avg_wait_s: int
+    waited_s: int = 0  # this caller's time in the queue so far
+    agents_ready: int | None = None  # ready agents whose primary desk this is (None: unknown)
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,8 @@ def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
             return _retry(plan, state, plan.prompts.no_input)
         case RoutingRequested(waiting=waiting):
             return _join_queue(plan, state, waiting)
-        case QueueWaiting(position=position, avg_wait_s=avg):
-            return _wait(plan, state, position, avg)
+        case QueueWaiting():
+            return _wait(plan, state, event)
         case QueueKeyPressed(digits=digits):
             return _queue_key(plan, state, digits)
         case QueueLeft(result=result, wants_voicemail=wants):
@@ -436,10 +436,11 @@ def _enqueue(joined: CallState, queue: str) -> Enqueue:
     )
 
 
-def _wait(plan: IvrPlan, state: CallState, position: int, avg_wait_s: int) -> Step:
+def _wait(plan: IvrPlan, state: CallState, event: QueueWaiting) -> Step:
     lang = state.lang
     settings = plan.dialogue.queue
-    said = [
+    position, avg_wait_s = event.position, event.avg_wait_s
+    said: list[Action] = [
         _say(plan, lang, plan.prompts.queue_next)
         if position <= 1
         else _say(plan, lang, plan.prompts.queue_position, ahead=position - 1)
@@ -450,11 +451,19 @@ def _wait(plan: IvrPlan, state: CallState, position: int, avg_wait_s: int) -> St
                 plan, lang, plan.prompts.queue_estimate, minutes=max(1, math.ceil(avg_wait_s / 60))
             )
         )
+    desk = plan.specialties.get(state.desk or "")
+    overdue = desk is not None and event.waited_s >= desk.max_wait_s and event.agents_ready == 0
+    if overdue:
+        # Nobody of this desk is free and the caller has waited long enough: agents who
+        # serve it as a backup desk may now take them, and a message is offered every round.
+        said.insert(
+            0, TicketChange(note=f"waited {event.waited_s} s with no agent ready", overdue=True)
+        )
     hold: Prompt = (
         Play(settings.hold_music_url) if settings.hold_music_url else Pause(settings.hold_pause_s)
     )
     actions: list[Action] = [*said, hold]
-    if (state.loop + 1) % settings.offer_voicemail_every == 0:
+    if overdue or (state.loop + 1) % settings.offer_voicemail_every == 0:
         offer = _say(plan, lang, plan.prompts.queue_offer_voicemail, key=VOICEMAIL_KEY)
         actions.append(
             Gather((offer,), Target(Hook.QUEUE_KEY, state), plan.dialogue.gather_timeout_s)

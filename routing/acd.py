@@ -51,18 +51,22 @@ class Waiting:
     queue: str
     joined_at: datetime
     callback: bool = False  # a returned call: served before first-time callers
+    overdue: bool = False  # waited past the desk's maximum with none of its agents ready
 
 
 def next_caller(agent: Agent, waiting: Sequence[Waiting]) -> Waiting | None:
     """Primary desks before backup desks; within them callbacks first, then the longest
-    waiting caller."""
+    waiting caller. A caller overdue at a backup desk counts as at a primary one: nobody
+    of their own desk was free for too long (overflow by time)."""
     eligible = [w for w in waiting if w.desk in agent.desks]
     if not eligible:
         return None
-    return min(
-        eligible,
-        key=lambda w: (agent.desks[w.desk] is not DeskLevel.PRIMARY, not w.callback, w.joined_at),
-    )
+
+    def rank(w: Waiting) -> tuple[bool, bool, datetime]:
+        backup = agent.desks[w.desk] is not DeskLevel.PRIMARY and not w.overdue
+        return (backup, not w.callback, w.joined_at)
+
+    return min(eligible, key=rank)
 
 
 def desks_by_queue(queues: Mapping[str, str]) -> Mapping[str, str]:

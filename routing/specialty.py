@@ -27,6 +27,8 @@ class Specialty:
     # Another specialty's id whose queue takes the overflow, or VOICEMAIL.
     overflow: str
     tier_overrides: Mapping[AppealType, FeedbackTier]
+    # Past this wait with no agent of the desk ready, backup agents may take the caller.
+    max_wait_s: int = 300
 
     def display_name(self, lang: str) -> str:
         return self.name.get(lang) or next(iter(self.name.values()))

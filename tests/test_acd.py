@@ -177,3 +177,14 @@ def test_desk_metrics_for_the_day() -> None:
     general = figures["general"]
     assert (general.offered, general.answered, general.abandoned) == (1, 0, 0)
     assert general.average_speed_of_answer_s is None
+
+
+def test_an_overdue_caller_at_a_backup_desk_counts_as_primary() -> None:
+    general_first = Agent(
+        "1002", "b", "+86", "x", {"general": DeskLevel.PRIMARY, "tax-invoice": DeskLevel.BACKUP}
+    )
+    late = waiting("g", "general", 1)
+    long_waiting = waiting("t", "tax-invoice", 9)
+    assert next_caller(general_first, [late, long_waiting]) == late
+    overdue = Waiting("t", "tax-invoice", "desk-tax-invoice", long_waiting.joined_at, overdue=True)
+    assert next_caller(general_first, [late, overdue]) == overdue

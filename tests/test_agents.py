@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +22,7 @@ from hotline.store.tickets import CallRef, TicketStore
 from ivr.actions import TicketChange
 from routing.acd import Agent, DeskLevel
 from routing.tickets import TicketStatus
+from tests.conftest import CONFIG_DIR
 from tests.line import Line, running_line
 
 AGENT_NUMBER = "+8613800000001"
@@ -90,6 +93,7 @@ async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line) -> None
 async def test_longest_waiting_first_across_two_desks(line: Line) -> None:
     first = asyncio.create_task(line.call(waiting_caller(["2", "3"])))  # tax filing
     await until_waiting(line, "desk-tax-filing", 1)
+    line.clock.now += timedelta(seconds=30)
     second = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # tax invoice
     await until_waiting(line, "desk-tax-invoice", 1)
     agent_record = await agent_call(line, agent(["1001#", "1234#", "2", "3"]))
@@ -102,6 +106,7 @@ async def test_longest_waiting_first_across_two_desks(line: Line) -> None:
 async def test_backup_desk_only_when_the_primary_desks_are_empty(line: Line) -> None:
     backup = asyncio.create_task(line.call(waiting_caller(["2", "4"])))  # tax refund: backup
     await until_waiting(line, "desk-tax-refund", 1)
+    line.clock.now += timedelta(seconds=30)
     primary = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # joined later
     await until_waiting(line, "desk-tax-invoice", 1)
     agent_record = await agent_call(line, agent(["1001#", "1234#", "1", "1"]))
@@ -174,3 +179,36 @@ async def test_only_one_of_two_server_processes_claims_a_caller(db_url: str) -> 
     assert sorted(taken) == [f"CA{i:032d}" for i in range(3)]  # each caller exactly once
     for engine in engines:
         await engine.dispose()
+
+
+async def test_overflow_by_time_to_a_backup_agent(db_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    specs = config / "specialties.yaml"
+    desk = '  tax-invoice:\n    name: {zh: 发票, en: "Invoices (fapiao)"}\n'
+    queue = "    department: tax-bureau\n    queue: {size: 20, overflow: general"
+    text = specs.read_text(encoding="utf-8")
+    assert desk + queue in text
+    specs.write_text(text.replace(desk + queue, desk + queue + ", max_wait_s: 10"), "utf-8")
+    async with running_line(db_url, config_dir=config) as line:
+        # Three hold rounds (20 s each on the carrier's clock) with nobody of the desk
+        # ready: past its 10 s maximum, the caller is overdue.
+        patient = ScriptedCaller(  # presses nothing at the offers of a message
+            keys=["2", "2", None, None, None, None],
+            queue=QueuePlan(waits=3, then=QueueChoice.HANGUP, patience=20),
+        )
+        invoice = asyncio.create_task(line.call(patient))
+        await until_waiting(line, "desk-tax-invoice", 1)
+        first = line.carrier.calls[0].call_sid
+        for _ in range(500):
+            if "no agent ready" in json.dumps((await line.ticket(first))["history"]):
+                break
+            await asyncio.sleep(0.02)
+        line.clock.now += timedelta(seconds=30)  # the general caller joins later
+        general = asyncio.create_task(line.call(waiting_caller(["0"])))
+        await until_waiting(line, "desk-general", 1)
+        # 1002: general is primary, tax-invoice only backup; the overdue caller comes first.
+        record = await agent_call(line, agent(["1002#", "1234#", "1", "1"]))
+        i, g = await invoice, await general
+        assert record.bridged_with == [i.call_sid, g.call_sid]
+        assert "如需留言并等待回电，请按1。" in i.said

@@ -353,3 +353,14 @@ def test_unclear_words_are_asked_again_then_the_keys(plan: IvrPlan) -> None:
     low = understood(("pollution", 0.1), ("water-supply", 0.05))
     state, actions = step(plan, state, low)
     assert "请用按键选择" in spoken(actions) and state.node == "main" and state.tries == 0
+
+
+def test_waiting_past_the_desks_maximum_with_nobody_ready_is_overdue(plan: IvrPlan) -> None:
+    state = CallState(lang="zh", node="tax", desk="tax-invoice", queue="desk-tax-invoice")
+    _, actions = step(plan, state, QueueWaiting(1, 0, waited_s=299, agents_ready=0))
+    assert not any(c.overdue for c in changes(actions))
+    _, actions = step(plan, state, QueueWaiting(1, 0, waited_s=300, agents_ready=0))
+    assert [c.overdue for c in changes(actions)] == [True]
+    assert any(isinstance(a, Gather) and a.target.hook is Hook.QUEUE_KEY for a in actions)
+    _, actions = step(plan, state, QueueWaiting(1, 0, waited_s=900, agents_ready=1))
+    assert not changes(actions)  # someone of the desk is free: no overflow

@@ -471,6 +471,7 @@ def _build(
             queue_size=spec.queue.size,
             overflow=spec.queue.overflow,
             tier_overrides=dict(spec.tiers),
+            max_wait_s=spec.queue.max_wait_s,
         )
         for spec_id, spec in specialties.specialties.items()
     }

@@ -176,6 +176,7 @@ class SpecialtyQueue(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
     size: Annotated[int, Field(ge=1, le=1000)] = 30
     overflow: str = "voicemail"
+    max_wait_s: Annotated[int, Field(ge=10, le=7200)] = 300
 
 
 class SpecialtySpec(Strict):

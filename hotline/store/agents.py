@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.tables import agent_events, agent_states, queue_members, tickets
 from hotline.store.tickets import STALE_QUEUE_AFTER
-from routing.acd import Agent, AgentState, Waiting, next_caller
+from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
 from routing.metrics import QueueStay
 
 CLAIM_ATTEMPTS = 5
@@ -97,6 +97,17 @@ class AgentStore:
             for r in rows
         }
 
+    async def ready_count(self, desk: str, staffing: Mapping[str, Agent]) -> int:
+        """Agents ready now whose primary desk `desk` is."""
+        states = await self.states()
+        return sum(
+            1
+            for agent in staffing.values()
+            if agent.desks.get(desk) is DeskLevel.PRIMARY
+            and (status := states.get(agent.id)) is not None
+            and status.state is AgentState.READY
+        )
+
     async def claim_next(self, agent: Agent, now: datetime) -> Claimed | None:
         """Take the caller this agent should get next, so that no other agent takes them.
 
@@ -177,7 +188,7 @@ class AgentStore:
             )
         ).all()
         return {
-            Waiting(r.call_sid, r.desk, r.queue, r.joined_at, r.callback): Claimed(
+            Waiting(r.call_sid, r.desk, r.queue, r.joined_at, r.callback, r.overdue): Claimed(
                 r.call_sid, r.desk, r.queue, r.number, r.transcript, r.joined_at
             )
             for r in rows

@@ -134,6 +134,8 @@ queue_members = Table(
     Column("desk", String(48), nullable=False),  # the specialty whose queue it is
     Column("queue", String(64), nullable=False),
     Column("callback", Boolean, nullable=False),
+    # Waited past the desk's maximum with no agent ready: backup agents may take them first.
+    Column("overdue", Boolean, nullable=False, server_default="0"),
     Column("joined_at", UtcDateTime(), nullable=False),
     Column("left_at", UtcDateTime()),
     Column("result", String(24)),

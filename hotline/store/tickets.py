@@ -307,6 +307,8 @@ class TicketStore:
                     "duration_s": recording.duration_s,
                 }
         status = change.status or TicketStatus(row["status"])
+        if change.overdue and await _mark_overdue(conn, row["call_sid"]):
+            detail["overdue"] = True
         if not detail and status.value == row["status"]:
             return row  # a retried webhook: nothing new to record
         await self._track_queue(conn, row, change, status, at)
@@ -332,6 +334,7 @@ class TicketStore:
                     desk=change.queue_desk or row["specialty"] or "",
                     queue=change.queue,
                     callback=False,
+                    overdue=False,
                     joined_at=at,
                 )
             )
@@ -364,6 +367,17 @@ class TicketStore:
             )
         )
         return {**row, **values}
+
+
+async def _mark_overdue(conn: AsyncConnection, call_sid: str) -> bool:
+    marked = await conn.execute(
+        queue_members.update()
+        .where(queue_members.c.call_sid == call_sid)
+        .where(queue_members.c.left_at.is_(None))
+        .where(queue_members.c.overdue.is_(False))
+        .values(overdue=True)
+    )
+    return bool(marked.rowcount)
 
 
 async def _leave_queue(conn: AsyncConnection, call_sid: str, result: str, at: datetime) -> None:

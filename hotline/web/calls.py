@@ -15,7 +15,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from hotline.store.tickets import CallRef
-from hotline.web.keys import CLOCK, CONFIG, STORE, UNDERSTANDER
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE, UNDERSTANDER
 from hotline.web.twilio_in import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
 from hotline.web.twiml import TwimlRenderer
 from ivr.actions import Action, Enqueue, Gather, Hangup, Hook, Record, Redirect, TicketChange
@@ -118,7 +118,12 @@ async def _event(
         case Hook.ROUTE:
             return RoutingRequested(await _waiting(request, plan, state))
         case Hook.QUEUE_WAIT:
-            return QueueWaiting(webhook.queue_position or 1, webhook.avg_queue_time_s or 0)
+            return QueueWaiting(
+                webhook.queue_position or 1,
+                webhook.avg_queue_time_s or 0,
+                webhook.queue_time_s or 0,
+                await _agents_ready(request, state),
+            )
         case Hook.QUEUE_KEY:
             return QueueKeyPressed(webhook.digits or "")
         case Hook.QUEUE_DONE:
@@ -135,6 +140,18 @@ async def _waiting(request: web.Request, plan: IvrPlan, state: CallState) -> dic
         # Without counts the caller still joins the desk's own queue.
         log.exception("queue_counts_failed", queues=queues)
         return {}
+
+
+async def _agents_ready(request: web.Request, state: CallState) -> int | None:
+    desk = state.desk
+    if desk is None:
+        return None
+    try:
+        staffing = request.app[CONFIG].current.staffing.agents
+        return await request.app[AGENTS].ready_count(desk, staffing)
+    except Exception:
+        log.exception("agent_states_failed", desk=desk)
+        return None  # unknown: no overflow by time on a guess
 
 
 async def _wants_voicemail(request: web.Request, webhook: Webhook) -> bool:

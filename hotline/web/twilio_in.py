@@ -40,6 +40,7 @@ class Webhook:
     queue_result: QueueResult | None
     queue_position: int | None
     avg_queue_time_s: int | None
+    queue_time_s: int | None
     call_duration_s: int | None
 
 
@@ -54,6 +55,7 @@ def parse_webhook(form: Mapping[str, str]) -> Webhook:
         queue_result=QueueResult.parse(raw) if (raw := _word(form.get("QueueResult"))) else None,
         queue_position=_int(form.get("QueuePosition")),
         avg_queue_time_s=_int(form.get("AvgQueueTime")),
+        queue_time_s=_int(form.get("QueueTime")),
         call_duration_s=_int(form.get("CallDuration")),
     )
 
