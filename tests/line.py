@@ -53,9 +53,18 @@ class Line:
     async def call(self, caller: Caller, **kw: Any) -> CallRecord:
         return await self.carrier.place_call(caller, **kw)
 
-    async def api(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
+    async def api(
+        self,
+        path: str,
+        token: str | None = ADMIN_TOKEN,
+        *,
+        method: str = "GET",
+        json: Any = None,
+    ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.session.get(self.base_url + path, headers=headers) as response:
+        async with self.session.request(
+            method, self.base_url + path, headers=headers, json=json
+        ) as response:
             body = await response.json(content_type=None)
             return response.status, body
 

@@ -212,3 +212,55 @@ async def test_overflow_by_time_to_a_backup_agent(db_url: str, tmp_path: Path) -
         i, g = await invoice, await general
         assert record.bridged_with == [i.call_sid, g.call_sid]
         assert "如需留言并等待回电，请按1。" in i.said
+
+
+async def test_ops_api_sets_agent_state_and_outcome(line: Line) -> None:
+    status, body = await line.api("/api/agents/1001/state", method="PUT", json={"state": "away"})
+    assert (status, body["state"]) == (200, "away")
+    _, agents = await line.api("/api/agents")
+    assert next(a for a in agents["agents"] if a["id"] == "1001")["state"] == "away"
+    status, body = await line.api("/api/agents/1001/state", method="PUT", json={"state": "on-call"})
+    assert (status, body["error"]) == (400, "invalid-parameter")
+    status, body = await line.api("/api/agents/9999/state", method="PUT", json={"state": "away"})
+    assert (status, body["error"]) == (404, "agent-not-found")
+    record = await line.call(ScriptedCaller(keys=["0"]))
+    number = (await line.ticket(record.call_sid))["number"]
+    status, body = await line.api(
+        f"/api/tickets/{number}/outcome", method="POST", json={"outcome": "forwarded"}
+    )
+    assert status == 200 and (await line.ticket(record.call_sid))["outcome"] == "forwarded"
+    status, body = await line.api(f"/api/tickets/{number}/outcome", method="POST", json=[1])
+    assert (status, body["error"]) == (400, "invalid-json")
+
+
+async def test_two_agents_and_three_callers(line: Line) -> None:
+    """The issue's acceptance: every caller reaches an agent of the right desk in order."""
+    c1 = asyncio.create_task(line.call(waiting_caller(["2", "3"])))  # tax filing, first
+    await until_waiting(line, "desk-tax-filing", 1)
+    line.clock.now += timedelta(seconds=30)
+    c2 = asyncio.create_task(line.call(waiting_caller(["0"])))  # general
+    await until_waiting(line, "desk-general", 1)
+    line.clock.now += timedelta(seconds=30)
+    c3 = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # tax invoice, last
+    await until_waiting(line, "desk-tax-invoice", 1)
+    # 1001 serves tax-invoice and tax-filing; 1002 the general desk (tax-invoice as backup).
+    a1, a2 = await asyncio.gather(
+        agent_call(line, agent(["1001#", "1234#", "1", "2"])),
+        agent_call(line, agent(["1002#", "1234#", "3"])),
+    )
+    r1, r2, r3 = await c1, await c2, await c3
+    assert a1.bridged_with == [r1.call_sid, r3.call_sid]
+    assert a2.bridged_with == [r2.call_sid]
+    tickets = [await line.ticket(r.call_sid) for r in (r1, r2, r3)]
+    assert [(t["specialty"], t["answered_by"], t["outcome"]) for t in tickets] == [
+        ("tax-filing", "1001", "answered-on-call"),
+        ("general", "1002", "needs-callback"),
+        ("tax-invoice", "1001", "forwarded"),
+    ]
+    _, live = await line.api("/api/live")
+    today = {d["id"]: d["today"] for d in live["desks"] if d["today"]}
+    assert {desk: figures["answered"] for desk, figures in today.items()} == {
+        "tax-filing": 1,
+        "general": 1,
+        "tax-invoice": 1,
+    }

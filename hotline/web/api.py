@@ -10,8 +10,10 @@ import structlog
 from aiohttp import web
 from sqlalchemy import text
 
-from hotline.store.tickets import TicketQuery
-from hotline.web.keys import CONFIG, SETTINGS, STORE
+from hotline.store.tickets import CallRef, TicketQuery
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, STORE
+from ivr.actions import TicketChange
+from routing.acd import AgentState, Outcome
 
 log = structlog.get_logger("hotline.api")
 
@@ -129,3 +131,72 @@ def _moment(raw: str | None, zone: Any, name: str, *, end_of_day: bool = False) 
             f"{name} must be a date (YYYY-MM-DD) or an ISO date-time",
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    staffing = request.app[CONFIG].current.staffing
+    states = await request.app[AGENTS].states()
+    return web.json_response(
+        {
+            "agents": [
+                {
+                    "id": agent.id,
+                    "name": agent.name,
+                    "answers_on": agent.answers_on,
+                    "desks": {d: level.value for d, level in agent.desks.items()},
+                    "state": states[agent.id].state.value if agent.id in states else "offline",
+                    "since": states[agent.id].since.isoformat() if agent.id in states else None,
+                }
+                for agent in staffing.agents.values()
+            ]
+        }
+    )
+
+
+async def set_agent_state(request: web.Request) -> web.Response:
+    """A supervisor sets an agent away, ready or offline (on-call and wrap-up come from calls)."""
+    agent_id = request.match_info["agent"]
+    if agent_id not in request.app[CONFIG].current.staffing.agents:
+        raise error(web.HTTPNotFound, "agent-not-found", f"no agent {agent_id}")
+    body = await _json(request)
+    settable = {AgentState.AWAY, AgentState.READY, AgentState.OFFLINE}
+    try:
+        state = AgentState(str(body.get("state")))
+        if state not in settable:
+            raise ValueError(state)
+    except ValueError:
+        raise error(
+            web.HTTPBadRequest, "invalid-parameter", "state must be one of: away, ready, offline"
+        ) from None
+    await request.app[AGENTS].set_state(agent_id, state, request.app[CLOCK](), "set by ops API")
+    return web.json_response({"id": agent_id, "state": state.value})
+
+
+async def set_outcome(request: web.Request) -> web.Response:
+    """The outcome of a ticket's call, when the agent could not key it on the phone."""
+    number = request.match_info["number"]
+    ticket = await request.app[STORE].get(number)
+    if ticket is None:
+        raise error(web.HTTPNotFound, "ticket-not-found", f"no ticket {number}")
+    body = await _json(request)
+    try:
+        outcome = Outcome(str(body.get("outcome")))
+    except ValueError:
+        allowed = ", ".join(o.value for o in Outcome)
+        raise error(
+            web.HTTPBadRequest, "invalid-parameter", f"outcome must be one of: {allowed}"
+        ) from None
+    change = TicketChange(note=f"outcome {outcome.value} set by ops API", outcome=outcome.value)
+    call = CallRef(ticket["call_sid"], ticket["caller"], ticket["called"])
+    await request.app[STORE].apply(call, [change], request.app[CLOCK]())
+    return web.json_response({"number": number, "outcome": outcome.value})
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise error(web.HTTPBadRequest, "invalid-json", "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise error(web.HTTPBadRequest, "invalid-json", "the body must be a JSON object")
+    return body
