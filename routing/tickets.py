@@ -57,3 +57,13 @@ def status_at_call_end(current: TicketStatus) -> TicketStatus:
 def ticket_number(day: date, sequence: int) -> str:
     """`E20261130-000123`: E for enterprise, the local date, the day's sequence."""
     return f"E{day:%Y%m%d}-{sequence:06d}"
+
+
+def closes_on_call(tier: str | None, outcome: str | None) -> bool:
+    """An instant-tier matter answered on the call needs nothing more: its ticket closes."""
+    return tier == "instant" and outcome == "answered-on-call"
+
+
+def next_status(current: TicketStatus, proposed: TicketStatus) -> TicketStatus:
+    """A closed ticket stays closed whatever a late webhook of its call says."""
+    return current if current is TicketStatus.CLOSED else proposed

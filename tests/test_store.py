@@ -146,3 +146,19 @@ async def test_search_filters_and_pages(store: TicketStore) -> None:
     found, _ = await store.search(TicketQuery(created_from=T0 + timedelta(days=3)))
     assert len(found) == 2
     assert await store.get("E19990101-000001") is None
+
+
+async def test_an_instant_matter_answered_on_the_call_closes(store: TicketStore) -> None:
+    await store.apply(
+        CALL, [TicketChange(note="r", status=TicketStatus.ROUTED, tier=FeedbackTier.INSTANT)], T0
+    )
+    await store.apply(
+        CALL, [TicketChange(note="a", status=TicketStatus.ANSWERED, answered_by="1001")], T0
+    )
+    await store.apply(CALL, [TicketChange(note="o", outcome="answered-on-call", wrapped=True)], T0)
+    # The caller's own webhooks may come late; a closed ticket stays closed.
+    await store.apply(CALL, [TicketChange(note="late", status=TicketStatus.ANSWERED)], T0)
+    await store.end_call(CALL, "completed", 60, T0)
+    ticket = await store.get("E20261130-000001")
+    assert ticket is not None and ticket["status"] == "closed"
+    assert ticket["outcome"] == "answered-on-call" and ticket["wrapped_at"]

@@ -21,7 +21,14 @@ from hotline.store.tables import (
     tickets,
 )
 from ivr.actions import TicketChange
-from routing.tickets import Channel, TicketStatus, status_at_call_end, ticket_number
+from routing.tickets import (
+    Channel,
+    TicketStatus,
+    closes_on_call,
+    next_status,
+    status_at_call_end,
+    ticket_number,
+)
 from routing.tiers import AppealType, FeedbackTier, due_at
 
 SYSTEM = "ivr"
@@ -91,7 +98,9 @@ class TicketStore:
             row = await self._locked(conn, call.call_sid)
             if row["call_ended_at"] is not None:
                 return
-            status = status_at_call_end(TicketStatus(row["status"]))
+            status = next_status(
+                TicketStatus(row["status"]), status_at_call_end(TicketStatus(row["status"]))
+            )
             if row["status"] == TicketStatus.IN_QUEUE.value:
                 # The status callback overtook the Enqueue action: the caller hung up.
                 await _leave_queue(conn, call.call_sid, "hangup", at)
@@ -306,7 +315,11 @@ class TicketStore:
                     "sid": recording.sid,
                     "duration_s": recording.duration_s,
                 }
-        status = change.status or TicketStatus(row["status"])
+        status = next_status(
+            TicketStatus(row["status"]), change.status or TicketStatus(row["status"])
+        )
+        if closes_on_call(values.get("feedback_tier", row["feedback_tier"]), values.get("outcome")):
+            status = TicketStatus.CLOSED
         if change.overdue and await _mark_overdue(conn, row["call_sid"]):
             detail["overdue"] = True
         if not detail and status.value == row["status"]:
