@@ -192,7 +192,7 @@ def _classify(args: argparse.Namespace) -> int:
     classifier = SpecialtyClassifier.train(loaded.examples)
     lines = [args.text] if args.text is not None else (line.rstrip("\n") for line in sys.stdin)
     for text in lines:
-        result = classifier.classify(text)
+        result = classifier.classify(text, args.lang)
         print(
             json.dumps(
                 {

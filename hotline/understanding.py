@@ -87,7 +87,7 @@ class Understander:
             )
         except (FetchProblem, SpeechProblem) as exc:
             return self._failed(exc.problem, call_sid, started, exc.detail)
-        result = self._classifiers.classifier.classify(transcript.text)
+        result = self._classifiers.classifier.classify(transcript.text, lang)
         try:
             appeal = AppealType(result.appeal)
         except ValueError:

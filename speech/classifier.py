@@ -1,11 +1,11 @@
 """Which desk a caller's words are about, and what kind of appeal it is.
 
-Character n-gram TF-IDF with linear support vector machines (scikit-learn), trained at load
-from the examples and keywords in `config/examples/`. Characters rather than words because
-Chinese has no spaces and the recognizer's word cuts vary; a keyword is one more short
-example. The SVM scores are calibrated (sigmoid, 3-fold) into probabilities, because the
-dialogue's thresholds (speech.yaml) must mean the same thing after every retraining;
-bench/classify.py measures how precise each threshold is.
+TF-IDF n-grams with linear support vector machines (scikit-learn), one model per language,
+trained at load from the examples and keywords in `config/examples/`. Chinese on characters
+rather than words, because it has no spaces and the recognizer's word cuts vary; a keyword
+is one more short example. Desk scores are made probabilities by temperature scaling
+(`_temperature`), so that the dialogue's thresholds (speech.yaml) keep their meaning after
+every retraining; bench/classify.py measures how precise each threshold is.
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
+from scipy.optimize import minimize_scalar
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
 from speech.examples import DeskExamples
 
+_HAN = re.compile(r"[\u4e00-\u9fff]")
 _BETWEEN_HAN = re.compile(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
 _SPACES = re.compile(r"\s+")
 _NOISE = re.compile(r"[^\w\s']")
@@ -46,65 +49,140 @@ class Classification:
         return self.candidates[0] if self.candidates else None
 
 
-class SpecialtyClassifier:
+class _LanguageModel:
+    """The desk and appeal models of one language."""
+
     def __init__(
-        self,
-        vectorizer: TfidfVectorizer,
-        desks: CalibratedClassifierCV,
-        appeals: CalibratedClassifierCV,
-        train_s: float,
+        self, vectorizer: Any, desks: LinearSVC, temperature: float, appeals: LinearSVC
     ) -> None:
-        self._vectorizer = vectorizer
-        self._desks = desks
-        self._appeals = appeals
+        self.vectorizer = vectorizer
+        self.desks = desks
+        self.temperature = temperature
+        self.appeals = appeals
+
+    def desk_scores(self, features: Any) -> Any:
+        return _softmax(self.desks.decision_function(features)[0] * self.temperature)
+
+
+def _features(lang: str) -> Any:
+    """Chinese: characters and pairs of them (words are two characters, mostly). Other
+    languages: character n-grams inside words, and words and word pairs."""
+    if lang == "zh":
+        return TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+    return FeatureUnion(
+        [
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+            (
+                "words",
+                TfidfVectorizer(
+                    analyzer="word",
+                    token_pattern=r"[a-z][a-z']+",
+                    ngram_range=(1, 2),
+                    sublinear_tf=True,
+                ),
+            ),
+        ]
+    )
+
+
+def _softmax(scores: Any) -> Any:
+    shifted = np.exp(scores - np.max(scores))
+    return shifted / shifted.sum()
+
+
+def _temperature(features: Any, labels: list[str], c: float) -> float:
+    """Scale SVM scores so that their softmax is a calibrated probability.
+
+    Temperature scaling: fit on held-out folds (two), by the likelihood of the true desk.
+    It keeps the SVM's ranking, so the scores mean the same after every retraining while
+    top-1 and top-3 stay those of the SVM itself.
+    """
+    y = np.array(labels)
+    scores, truth = [], []
+    for fold in (0, 1):
+        held = np.arange(len(y)) % 2 == fold
+        model = LinearSVC(C=c).fit(features[~held], y[~held])
+        known = np.isin(y[held], model.classes_)
+        decision = model.decision_function(features[held])[known]
+        index = {label: i for i, label in enumerate(model.classes_)}
+        scores.append(decision)
+        truth.append(np.array([index[label] for label in y[held][known]]))
+
+    def loss(t: float) -> float:
+        total = 0.0
+        for decision, true in zip(scores, truth, strict=True):
+            z = decision * t
+            z = z - z.max(axis=1, keepdims=True)
+            log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            total -= float(log_p[np.arange(len(true)), true].sum())
+        return total
+
+    return float(minimize_scalar(loss, bounds=(0.1, 50.0), method="bounded").x)
+
+
+class SpecialtyClassifier:
+    """One model per language: mixing them let the English desks' words blur the Chinese
+    ones and the other way round (bench/classify.py measured both)."""
+
+    def __init__(self, models: Mapping[str, _LanguageModel], train_s: float) -> None:
+        self._models = models
         self.train_s = train_s
 
     @classmethod
     def train(cls, data: Mapping[str, DeskExamples]) -> SpecialtyClassifier:
         started = time.perf_counter()
-        texts: list[str] = []
-        desks: list[str] = []
-        appeal_texts: list[str] = []
-        appeals: list[str] = []
-        for desk, examples in data.items():
-            for keywords in examples.keywords.values():
-                texts.extend(normalise(k) for k in keywords)
-                desks.extend(desk for _ in keywords)
-            for by_appeal in examples.examples.values():
-                for appeal, utterances in by_appeal.items():
+        langs = sorted(
+            {lang for desk in data.values() for lang in (*desk.keywords, *desk.examples)}
+        )
+        models = {}
+        for lang in langs:
+            texts: list[str] = []
+            desks: list[str] = []
+            appeal_texts: list[str] = []
+            appeals: list[str] = []
+            for desk, examples in data.items():
+                for keyword in examples.keywords.get(lang, ()):
+                    texts.append(normalise(keyword))
+                    desks.append(desk)
+                for appeal, utterances in examples.examples.get(lang, {}).items():
                     for utterance in utterances:
                         texts.append(normalise(utterance))
                         desks.append(desk)
                         appeal_texts.append(normalise(utterance))
                         appeals.append(appeal)
-        if len(set(desks)) < 2 or len(set(appeals)) < 2:
+            if len(set(desks)) < 2 or len(set(appeals)) < 2:
+                continue  # too little of this language to learn from
+            vectorizer = _features(lang)
+            features = vectorizer.fit_transform(texts + appeal_texts)
+            desk_features = features[: len(texts)]
+            temperature = _temperature(desk_features, desks, 1.0)
+            desk_model = LinearSVC(C=1.0).fit(desk_features, desks)
+            appeal_model = LinearSVC(C=0.5).fit(features[len(texts) :], appeals)
+            models[lang] = _LanguageModel(vectorizer, desk_model, temperature, appeal_model)
+        if not models:
             raise ValueError("the classifier needs examples of at least two desks and appeals")
-        vectorizer = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1
-        )
-        features = vectorizer.fit_transform(texts + appeal_texts)
-        desk_model = CalibratedClassifierCV(LinearSVC(C=1.0), cv=3, method="sigmoid")
-        desk_model.fit(features[: len(texts)], desks)
-        appeal_model = CalibratedClassifierCV(LinearSVC(C=0.5), cv=3, method="sigmoid")
-        appeal_model.fit(features[len(texts) :], appeals)
-        return cls(vectorizer, desk_model, appeal_model, time.perf_counter() - started)
+        return cls(models, time.perf_counter() - started)
 
-    def classify(self, text: str, top: int = 3) -> Classification:
+    def classify(self, text: str, lang: str | None = None, top: int = 3) -> Classification:
+        """`lang`: the call's language; None: Chinese if the text has Chinese characters."""
         started = time.perf_counter()
         clean = normalise(text)
+        if lang is None or lang not in self._models:
+            lang = "zh" if _HAN.search(clean) else "en"
+        model = self._models.get(lang) or next(iter(self._models.values()))
         if not clean:
             return Classification((), "unknown", 0.0, time.perf_counter() - started)
-        features = self._vectorizer.transform([clean])
+        features = model.vectorizer.transform([clean])
         if features.nnz == 0:
             return Classification((), "unknown", 0.0, time.perf_counter() - started)
-        desk_p = self._desks.predict_proba(features)[0]
+        desk_p = model.desk_scores(features)
         order = np.argsort(desk_p)[::-1][:top]
-        candidates = tuple((str(self._desks.classes_[i]), float(desk_p[i])) for i in order)
-        appeal_p = self._appeals.predict_proba(features)[0]
+        candidates = tuple((str(model.desks.classes_[i]), float(desk_p[i])) for i in order)
+        appeal_p = _softmax(model.appeals.decision_function(features)[0])
         best = int(np.argmax(appeal_p))
         return Classification(
             candidates,
-            str(self._appeals.classes_[best]),
+            str(model.appeals.classes_[best]),
             float(appeal_p[best]),
             time.perf_counter() - started,
         )

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import structlog
 from aiohttp.test_utils import TestServer
 
 from hotline import logs
@@ -93,6 +94,7 @@ async def running_line(
     **settings: Any,
 ) -> AsyncIterator[Line]:
     log = io.StringIO()
+    previous = structlog.get_config()  # a line inside another's test must not steal its log
     logs.configure("debug", stream=log)
     clock = SettableClock(now)
     app_settings = Settings(
@@ -117,3 +119,4 @@ async def running_line(
             yield Line(carrier, session, base, clock, log)
     finally:
         await server.close()
+        structlog.configure(**previous)
