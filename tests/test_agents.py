@@ -268,3 +268,35 @@ async def test_two_agents_and_three_callers(line: Line) -> None:
         "general": 1,
         "tax-invoice": 1,
     }
+
+
+async def test_agents_added_through_the_ops_api_log_in_and_take_callers(line: Line) -> None:
+    agent_spec = {
+        "name": "赵敏",
+        "answers_on": "client:zhaomin",
+        "pin": "2468",
+        "desks": {"tax-refund": "primary"},
+    }
+    status, body = await line.api("/api/agents/2001", method="PUT", json=agent_spec)
+    assert status == 200 and body["desks"] == {"tax-refund": "primary"}
+    status, body = await line.api("/api/agents/1001", method="PUT", json=agent_spec)
+    assert (status, body["error"]) == (409, "agent-in-config")
+    status, body = await line.api(
+        "/api/agents/2002", method="PUT", json={**agent_spec, "desks": {"no-such-desk": "primary"}}
+    )
+    assert (status, body["error"]) == (400, "invalid-parameter")
+    status, body = await line.api("/api/agents/2003", method="PUT", json={**agent_spec, "pin": "1"})
+    assert (status, body["error"]) == (400, "invalid-parameter")
+    _, listed = await line.api("/api/agents")
+    added = next(a for a in listed["agents"] if a["id"] == "2001")
+    assert added["defined_in"] == "api" and "pin" not in added and "pin_hash" not in added
+    caller_call = asyncio.create_task(line.call(waiting_caller(["2", "4"])))  # tax refund
+    await until_waiting(line, "desk-tax-refund", 1)
+    record = await agent_call(line, agent(["2001#", "2468#", "1"]))
+    caller = await caller_call
+    assert caller.answered_by == record.call_sid
+    assert (await line.ticket(caller.call_sid))["answered_by"] == "2001"
+    status, _ = await line.api("/api/agents/2001", method="DELETE")
+    assert status == 200
+    status, body = await line.api("/api/agents/2001", method="DELETE")
+    assert (status, body["error"]) == (404, "agent-not-found")

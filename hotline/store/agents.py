@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.store.tables import agent_events, agent_states, queue_members, tickets
+from hotline.store.tables import agent_events, agent_states, agents, queue_members, tickets
 from hotline.store.tickets import STALE_QUEUE_AFTER
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
 from routing.metrics import QueueStay
@@ -43,6 +43,43 @@ class AgentStatus:
 class AgentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    async def directory(self, configured: Mapping[str, Agent]) -> dict[str, Agent]:
+        """Every agent: those of agents.yaml, and those added through the ops API."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(agents))).all()
+        found = {
+            r.id: Agent(
+                r.id,
+                r.name,
+                r.answers_on,
+                r.pin_hash,
+                {desk: DeskLevel(level) for desk, level in r.desks.items()},
+            )
+            for r in rows
+        }
+        return {**found, **configured}  # the YAML is the reference where both name one
+
+    async def save_agent(self, agent: Agent, at: datetime) -> None:
+        values = {
+            "name": agent.name,
+            "answers_on": agent.answers_on,
+            "pin_hash": agent.pin_hash,
+            "updated_at": at,
+            "desks": {d: level.value for d, level in agent.desks.items()},
+        }
+        async with self.engine.begin() as conn:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            await conn.execute(
+                insert(agents)
+                .values(id=agent.id, **values)
+                .on_conflict_do_update(index_elements=[agents.c.id], set_=values)
+            )
+
+    async def delete_agent(self, agent_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            deleted = await conn.execute(agents.delete().where(agents.c.id == agent_id))
+        return bool(deleted.rowcount)
 
     async def set_state(
         self,

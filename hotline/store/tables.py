@@ -165,3 +165,15 @@ agent_events = Table(
     Column("note", Text, nullable=False),
     Index(None, "agent_id", "id"),
 )
+
+# Agents added through the ops API (those of config/agents.yaml are not stored here).
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(60), nullable=False),
+    Column("answers_on", String(80), nullable=False),
+    Column("pin_hash", String(200), nullable=False),
+    Column("desks", JSON, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

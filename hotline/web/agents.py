@@ -15,6 +15,7 @@ from hotline.pins import verify_pin
 from hotline.store.tickets import CallRef
 from hotline.web.calls import FORM, twiml_response
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE
+from hotline.web.staff import directory
 from ivr.actions import Action, AgentHook, TicketChange
 from ivr.agent import (
     AgentAction,
@@ -98,7 +99,7 @@ async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
 
 
 async def _pin_ok(request: web.Request, state: AgentCallState, pin: str) -> bool:
-    agent = request.app[CONFIG].current.staffing.agents.get(state.agent or "")
+    agent = (await directory(request)).get(state.agent or "")
     # A hash check takes tens of milliseconds: not on the event loop.
     ok = agent is not None and await asyncio.to_thread(verify_pin, pin, agent.pin_hash)
     if not ok:
@@ -107,7 +108,7 @@ async def _pin_ok(request: web.Request, state: AgentCallState, pin: str) -> bool
 
 
 async def _claim(request: web.Request, state: AgentCallState) -> CallerForAgent | None:
-    agent = request.app[CONFIG].current.staffing.agents.get(state.agent or "")
+    agent = (await directory(request)).get(state.agent or "")
     if agent is None:
         return None
     claimed = await request.app[AGENTS].claim_next(agent, request.app[CLOCK]())

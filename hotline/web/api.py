@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
 
+from hotline.pins import hash_pin
 from hotline.store.tickets import CallRef, TicketQuery
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, STORE
+from hotline.web.staff import directory
 from ivr.actions import TicketChange
-from routing.acd import AgentState, Outcome
+from routing.acd import Agent, AgentState, DeskLevel, Outcome
 
 log = structlog.get_logger("hotline.api")
 
@@ -134,7 +138,8 @@ def _moment(raw: str | None, zone: Any, name: str, *, end_of_day: bool = False) 
 
 
 async def list_agents(request: web.Request) -> web.Response:
-    staffing = request.app[CONFIG].current.staffing
+    configured = request.app[CONFIG].current.staffing.agents
+    everyone = await directory(request)
     states = await request.app[AGENTS].states()
     return web.json_response(
         {
@@ -146,8 +151,9 @@ async def list_agents(request: web.Request) -> web.Response:
                     "desks": {d: level.value for d, level in agent.desks.items()},
                     "state": states[agent.id].state.value if agent.id in states else "offline",
                     "since": states[agent.id].since.isoformat() if agent.id in states else None,
+                    "defined_in": "agents.yaml" if agent.id in configured else "api",
                 }
-                for agent in staffing.agents.values()
+                for agent in everyone.values()
             ]
         }
     )
@@ -156,7 +162,7 @@ async def list_agents(request: web.Request) -> web.Response:
 async def set_agent_state(request: web.Request) -> web.Response:
     """A supervisor sets an agent away, ready or offline (on-call and wrap-up come from calls)."""
     agent_id = request.match_info["agent"]
-    if agent_id not in request.app[CONFIG].current.staffing.agents:
+    if agent_id not in await directory(request):
         raise error(web.HTTPNotFound, "agent-not-found", f"no agent {agent_id}")
     body = await _json(request)
     settable = {AgentState.AWAY, AgentState.READY, AgentState.OFFLINE}
@@ -200,3 +206,66 @@ async def _json(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise error(web.HTTPBadRequest, "invalid-json", "the body must be a JSON object")
     return body
+
+
+class AgentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    answers_on: Annotated[str, Field(pattern=r"^(\+[0-9]{6,15}|client:[A-Za-z0-9_.-]{1,64})$")]
+    pin: Annotated[str, Field(pattern=r"^[0-9]{4,8}$")]
+    desks: Annotated[dict[str, Literal["primary", "backup"]], Field(min_length=1)]
+
+
+async def put_agent(request: web.Request) -> web.Response:
+    """Add or change an agent (not one of agents.yaml: those are changed in the file)."""
+    agent_id = request.match_info["agent"]
+    if not agent_id.isdigit() or not 2 <= len(agent_id) <= 8:
+        raise error(web.HTTPBadRequest, "invalid-parameter", "an agent id is 2 to 8 digits")
+    if agent_id in request.app[CONFIG].current.staffing.agents:
+        raise error(
+            web.HTTPConflict,
+            "agent-in-config",
+            f"agent {agent_id} is defined in agents.yaml; change it there",
+        )
+    try:
+        given = AgentInput.model_validate(await _json(request))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise error(web.HTTPBadRequest, "invalid-parameter", problems) from None
+    desks = request.app[CONFIG].current.plan.specialties
+    unknown = sorted(set(given.desks) - set(desks))
+    if unknown:
+        raise error(
+            web.HTTPBadRequest, "invalid-parameter", f"unknown specialty: {', '.join(unknown)}"
+        )
+    pin_hash = await asyncio.to_thread(hash_pin, given.pin)
+    agent = Agent(
+        agent_id,
+        given.name,
+        given.answers_on,
+        pin_hash,
+        {desk: DeskLevel(level) for desk, level in given.desks.items()},
+    )
+    await request.app[AGENTS].save_agent(agent, request.app[CLOCK]())
+    log.info("agent_saved", agent=agent_id, desks=sorted(given.desks))
+    return web.json_response(
+        {
+            "id": agent_id,
+            "name": agent.name,
+            "desks": {d: lv.value for d, lv in agent.desks.items()},
+        }
+    )
+
+
+async def delete_agent(request: web.Request) -> web.Response:
+    agent_id = request.match_info["agent"]
+    if agent_id in request.app[CONFIG].current.staffing.agents:
+        raise error(
+            web.HTTPConflict,
+            "agent-in-config",
+            f"agent {agent_id} is defined in agents.yaml; remove it there",
+        )
+    if not await request.app[AGENTS].delete_agent(agent_id):
+        raise error(web.HTTPNotFound, "agent-not-found", f"no agent {agent_id}")
+    return web.json_response({"id": agent_id, "deleted": True})

@@ -85,6 +85,8 @@ def _routes(app: web.Application) -> None:
     app.router.add_post("/api/tickets/{number}/outcome", api.set_outcome)
     app.router.add_get("/api/agents", api.list_agents)
     app.router.add_put("/api/agents/{agent}/state", api.set_agent_state)
+    app.router.add_put("/api/agents/{agent}", api.put_agent)
+    app.router.add_delete("/api/agents/{agent}", api.delete_agent)
     app.router.add_get("/api/live", live.live)
     app.router.add_get("/api/live/events", live.events)
     app.router.add_get("/live", live.page)

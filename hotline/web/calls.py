@@ -16,6 +16,7 @@ from multidict import MultiDict
 
 from hotline.store.tickets import CallRef
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE, UNDERSTANDER
+from hotline.web.staff import directory
 from hotline.web.twilio_in import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
 from hotline.web.twiml import TwimlRenderer
 from ivr.actions import Action, Enqueue, Gather, Hangup, Hook, Record, Redirect, TicketChange
@@ -147,8 +148,7 @@ async def _agents_ready(request: web.Request, state: CallState) -> int | None:
     if desk is None:
         return None
     try:
-        staffing = request.app[CONFIG].current.staffing.agents
-        return await request.app[AGENTS].ready_count(desk, staffing)
+        return await request.app[AGENTS].ready_count(desk, await directory(request))
     except Exception:
         log.exception("agent_states_failed", desk=desk)
         return None  # unknown: no overflow by time on a guess

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from hotline.store.tables import tickets
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE
+from hotline.web.staff import directory
 from routing.acd import AgentState
 from routing.metrics import desk_metrics
 
@@ -89,7 +90,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
             waited = int((now - member["joined_at"]).total_seconds())
             desk["longest_wait_s"] = max(desk["longest_wait_s"], waited)
     agents = []
-    for agent in config.staffing.agents.values():
+    for agent in (await directory(request)).values():
         status = states.get(agent.id)
         state = status.state if status else AgentState.OFFLINE
         for desk_id in agent.desks:
