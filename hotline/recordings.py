@@ -63,7 +63,13 @@ class RecordingFetcher:
                 return response.status, b""
             if (response.content_length or 0) > MAX_BYTES:
                 raise FetchProblem("recording-too-large", str(response.content_length))
-            body = await response.content.read(MAX_BYTES + 1)
-            if len(body) > MAX_BYTES:
-                raise FetchProblem("recording-too-large")
+            # Read to the end: one read() returns only what has arrived so far.
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise FetchProblem("recording-too-large")
+                chunks.append(chunk)
+            body = b"".join(chunks)
             return 200, body

@@ -38,6 +38,10 @@ def decode(raw: bytes, *, rate: int, min_s: float, max_s: float) -> Pcm:
         raise AudioError("empty-recording")
     try:
         segment = AudioSegment.from_file(io.BytesIO(raw), format="wav")
+        # A body cut short can end mid-sample; keep whole frames only.
+        whole = len(segment.raw_data) - len(segment.raw_data) % segment.frame_width
+        if whole != len(segment.raw_data):
+            segment = segment._spawn(segment.raw_data[:whole])
     except (CouldntDecodeError, ValueError, EOFError, OSError, IndexError) as exc:
         raise AudioError("corrupt-audio", str(exc)[:200]) from None
     seconds = len(segment) / 1000

@@ -82,6 +82,8 @@ def _recognise(raw: bytes, lang: str, texts: tuple[str, ...]) -> Heard:
         return Heard(recognise_with(recognizer, settings, raw, texts))
     except AudioError as exc:
         return Heard(None, exc.reason, exc.detail)
+    except Exception as exc:  # a decoder's or codec's own error: the caller gets the keys
+        return Heard(None, "speech-failed", f"{type(exc).__name__}: {exc}"[:200])
 
 
 def recognise_with(

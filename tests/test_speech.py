@@ -342,3 +342,23 @@ async def test_an_unknown_language_is_a_problem_not_a_crash(recordings: Recordin
             assert result.problem == "recording-url-refused"
     finally:
         pool.close()
+
+
+async def test_a_long_recording_is_fetched_whole(recordings: Recordings) -> None:
+    import aiohttp
+
+    big = wav([(i * 37) % 20000 - 10000 for i in range(8000 * 40)])  # 40 s, 640 kB
+    recordings.files["big"] = big
+    async with aiohttp.ClientSession() as session:
+        fetcher = RecordingFetcher(session, ACCOUNT, AUTH_TOKEN, (recordings.base,))
+        loop = asyncio.get_running_loop()
+        body = await fetcher.fetch(recordings.url("big"), loop.time() + 5)
+    assert body == big
+
+
+async def test_a_recording_cut_mid_sample_still_decodes() -> None:
+    from speech.audio import decode
+
+    whole = AUDIO.joinpath("tax_invoice_zh.wav").read_bytes()
+    pcm = decode(whole[:-1], rate=8000, min_s=0.5, max_s=60)  # one byte short
+    assert len(pcm.data) % 2 == 0 and pcm.seconds > 2
