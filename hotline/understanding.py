@@ -19,6 +19,7 @@ from routing.tiers import AppealType
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
 from speech.pool import Engines, SpeechPool, SpeechProblem
+from speech.recognizer import Transcript
 
 log = structlog.get_logger("hotline.speech")
 
@@ -80,14 +81,34 @@ class Understander:
         self._classifiers.refresh(config)
         if self._pool is None:
             return self._failed("no-speech-engine", call_sid, started)
+        texts = grammar_texts(config.examples, lang)
+        classifier = self._classifiers.classifier
         try:
             raw = await self._fetcher.fetch(recording.url, deadline)
+            # The free pass first: when it is clear enough, the caller need not wait for
+            # the grammar pass too (each costs about a tenth of the recording's length).
             transcript = await self._pool.recognise(
-                raw, lang, grammar_texts(config.examples, lang), max(0.05, deadline - loop.time())
+                raw, lang, texts, max(0.05, deadline - loop.time()), passes="free"
             )
+            result = classifier.classify(transcript.text, lang)
         except (FetchProblem, SpeechProblem) as exc:
             return self._failed(exc.problem, call_sid, started, exc.detail)
-        result = self._classifiers.classifier.classify(transcript.text, lang)
+        top = result.candidates[0][1] if result.candidates else 0.0
+        if top < config.plan.dialogue.understanding.confirm_at and not transcript.grammar:
+            try:
+                restricted = await self._pool.recognise(
+                    raw, lang, texts, max(0.05, deadline - loop.time()), passes="grammar"
+                )
+            except SpeechProblem as exc:  # out of time: the free pass is what we have
+                log.info("speech_grammar_pass_skipped", call_sid=call_sid, problem=exc.problem)
+            else:
+                transcript = Transcript(
+                    transcript.free,
+                    restricted.grammar,
+                    transcript.audio_s,
+                    transcript.decode_s + restricted.decode_s,
+                )
+                result = classifier.classify(transcript.text, lang)
         try:
             appeal = AppealType(result.appeal)
         except ValueError:

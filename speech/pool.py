@@ -13,10 +13,17 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from speech.audio import AudioError, Pcm, decode
-from speech.recognizer import Recognizer, SphinxRecognizer, Transcript, VoskRecognizer
+from speech.recognizer import (
+    Passes,
+    Recognizer,
+    SphinxRecognizer,
+    Transcript,
+    VoskRecognizer,
+)
 
 
 @dataclass(frozen=True)
@@ -73,13 +80,13 @@ def _start_worker(engines: Engines, warm_grammar: dict[str, tuple[str, ...]]) ->
         recognizer.transcribe(Pcm(silence.data * (rate // 8000), rate), warm_grammar.get(lang, ()))
 
 
-def _recognise(raw: bytes, lang: str, texts: tuple[str, ...]) -> Heard:
+def _recognise(raw: bytes, lang: str, texts: tuple[str, ...], passes: Passes = "both") -> Heard:
     settings = _worker_settings
     recognizer = _worker_engines.get(lang)
     if settings is None or recognizer is None:
         return Heard(None, "unknown-language", lang)
     try:
-        return Heard(recognise_with(recognizer, settings, raw, texts))
+        return Heard(recognise_with(recognizer, settings, raw, texts, passes))
     except AudioError as exc:
         return Heard(None, exc.reason, exc.detail)
     except Exception as exc:  # a decoder's or codec's own error: the caller gets the keys
@@ -87,12 +94,17 @@ def _recognise(raw: bytes, lang: str, texts: tuple[str, ...]) -> Heard:
 
 
 def recognise_with(
-    recognizer: Recognizer, settings: Engines, raw: bytes, texts: Sequence[str]
+    recognizer: Recognizer,
+    settings: Engines,
+    raw: bytes,
+    texts: Sequence[str],
+    passes: Passes = "both",
 ) -> Transcript:
-    """Decode one recording: both passes, the grammar built from the classifier's texts."""
+    """Decode one recording: the free pass, the grammar pass (built from the classifier's
+    texts), or both."""
     rate = recognizer.rate or _native_rate(raw)
     pcm = decode(raw, rate=rate, min_s=settings.min_s, max_s=settings.max_s)
-    return recognizer.transcribe(pcm, tuple(texts))
+    return recognizer.transcribe(pcm, tuple(texts), passes)
 
 
 def _native_rate(raw: bytes) -> int:
@@ -133,14 +145,17 @@ class SpeechPool:
         )
 
     async def recognise(
-        self, raw: bytes, lang: str, grammar: Sequence[str], timeout_s: float
+        self,
+        raw: bytes,
+        lang: str,
+        grammar: Sequence[str],
+        timeout_s: float,
+        passes: Passes = "both",
     ) -> Transcript:
         loop = asyncio.get_running_loop()
+        work = partial(_recognise, raw, lang, tuple(grammar), passes)
         try:
-            heard = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, _recognise, raw, lang, tuple(grammar)),
-                timeout_s,
-            )
+            heard = await asyncio.wait_for(loop.run_in_executor(self._executor, work), timeout_s)
         except TimeoutError:
             raise SpeechProblem("speech-timeout", f"no transcript within {timeout_s} s") from None
         except BrokenProcessPool:

@@ -15,13 +15,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from speech.arpa import bigram_arpa
 from speech.audio import Pcm
 from speech.vocabulary import chinese_vocabulary
 
 UNKNOWN = "[unk]"
+Passes = Literal["both", "free", "grammar"]
 CHUNK = 8000  # bytes fed per call: 0.5 s at 8 kHz
 
 
@@ -44,7 +45,9 @@ class Recognizer(Protocol):
 
     def knows(self, word: str) -> bool: ...
 
-    def transcribe(self, pcm: Pcm, phrases: Sequence[str]) -> Transcript: ...
+    def transcribe(
+        self, pcm: Pcm, phrases: Sequence[str], passes: Passes = "both"
+    ) -> Transcript: ...
 
 
 def _words(raw: str) -> str:
@@ -68,11 +71,13 @@ class VoskRecognizer:
     def knows(self, word: str) -> bool:
         return bool(self._model.vosk_model_find_word(word) >= 0)
 
-    def transcribe(self, pcm: Pcm, phrases: Sequence[str]) -> Transcript:
+    def transcribe(self, pcm: Pcm, phrases: Sequence[str], passes: Passes = "both") -> Transcript:
         started = time.perf_counter()
-        free = self._decode(self._free_recognizer(pcm.rate), pcm)
+        free = self._decode(self._free_recognizer(pcm.rate), pcm) if passes != "grammar" else ""
         restricted = (
-            self._decode(self._grammar_recognizer(pcm.rate, tuple(phrases)), pcm) if phrases else ""
+            self._decode(self._grammar_recognizer(pcm.rate, tuple(phrases)), pcm)
+            if phrases and passes != "free"
+            else ""
         )
         return Transcript(free, restricted, pcm.seconds, time.perf_counter() - started)
 
@@ -118,7 +123,8 @@ class SphinxRecognizer:
     def knows(self, word: str) -> bool:
         return self._probe.lookup_word(word) is not None
 
-    def transcribe(self, pcm: Pcm, phrases: Sequence[str]) -> Transcript:
+    def transcribe(self, pcm: Pcm, phrases: Sequence[str], passes: Passes = "both") -> Transcript:
+        """One pass does for both: the free and the restricted transcript are the same."""
         started = time.perf_counter()
         if not phrases:
             return Transcript("", "", pcm.seconds, 0.0)
