@@ -67,8 +67,3 @@ def next_caller(agent: Agent, waiting: Sequence[Waiting]) -> Waiting | None:
         return (backup, not w.callback, w.joined_at)
 
     return min(eligible, key=rank)
-
-
-def desks_by_queue(queues: Mapping[str, str]) -> Mapping[str, str]:
-    """queue name → desk id, from desk id → queue name."""
-    return {queue: desk for desk, queue in queues.items()}
