@@ -71,7 +71,7 @@ def _features(lang: str) -> Any:
         return TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
     return FeatureUnion(
         [
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)),
             (
                 "words",
                 TfidfVectorizer(
@@ -93,14 +93,15 @@ def _softmax(scores: Any) -> Any:
 def _temperature(features: Any, labels: list[str], c: float) -> float:
     """Scale SVM scores so that their softmax is a calibrated probability.
 
-    Temperature scaling: fit on held-out folds (two), by the likelihood of the true desk.
+    Temperature scaling: fit on held-out examples, by the likelihood of the true desk.
     It keeps the SVM's ranking, so the scores mean the same after every retraining while
     top-1 and top-3 stay those of the SVM itself.
     """
     y = np.array(labels)
     scores, truth = [], []
-    for fold in (0, 1):
-        held = np.arange(len(y)) % 2 == fold
+    # One split (every third example held out) keeps the training under two seconds.
+    for fold in (0,):
+        held = np.arange(len(y)) % 3 == fold
         model = LinearSVC(C=c).fit(features[~held], y[~held])
         known = np.isin(y[held], model.classes_)
         decision = model.decision_function(features[held])[known]
