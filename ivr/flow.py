@@ -82,11 +82,6 @@ def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
             return _retry(plan, state, plan.prompts.no_input)
         case Recorded(kind=RecordingKind.VOICEMAIL):
             return _voicemail_left(plan, state, event)
-        case Recorded(kind=RecordingKind.DESCRIPTION, recording=recording):
-            # Without recognition (no speech engine here) the general desk listens to it.
-            kept = TicketChange(note="description recorded", recording=(event.kind, recording))
-            next_state, actions = _connect(plan, state, plan.general_desk)
-            return next_state, (kept, *actions)
         case Described(recording=recording, understanding=understanding):
             return _understood(plan, state, recording, understanding)
         case ConfirmAnswered(digits=digits):

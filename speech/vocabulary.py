@@ -20,13 +20,15 @@ def segment(text: str, known: Callable[[str], bool], max_word: int = MAX_WORD) -
     for run in _HAN.findall(text):
         i = 0
         while i < len(run):
-            for size in range(min(max_word, len(run) - i), 0, -1):
-                piece = run[i : i + size]
-                if size == 1 or known(piece):
-                    if known(piece):
-                        words.append(piece)
-                    i += size
-                    break
+            size = next(
+                (n for n in range(min(max_word, len(run) - i), 0, -1) if known(run[i : i + n])),
+                None,
+            )
+            if size is None:  # a character the model does not know: the grammar cannot hold it
+                i += 1
+                continue
+            words.append(run[i : i + size])
+            i += size
     return words
 
 

@@ -200,15 +200,13 @@ def test_voicemail_recorded_and_empty(plan: IvrPlan) -> None:
     assert isinstance(actions[-1], Hangup) and not changes(actions)
 
 
-def test_describe_records_then_general_desk(plan: IvrPlan) -> None:
+def test_describe_records_with_a_finish_key_and_silence_goes_back(plan: IvrPlan) -> None:
     state, actions = press(plan, initial_state(plan), "8")
     record = next(a for a in actions if isinstance(a, Record))
     assert record.target.hook is Hook.DESCRIBED and record.finish_on_key == "#"
     assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is Hook.NO_INPUT
-    rec = Recording("https://api.twilio.com/rec/RE2", "RE" + "2" * 32, 7)
-    state, actions = step(plan, state, Recorded(RecordingKind.DESCRIPTION, rec))
-    assert changes(actions)[0].recording == (RecordingKind.DESCRIPTION, rec)
-    assert state.desk == "general"
+    again, actions = step(plan, state, RecordingMissing(RecordingKind.DESCRIPTION))
+    assert again.tries == 1 and "没有收到您的按键" in spoken(actions)
 
 
 def test_queue_wait_says_position_and_offers_voicemail_every_third_loop(plan: IvrPlan) -> None:

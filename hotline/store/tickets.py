@@ -84,34 +84,26 @@ class TicketStore:
         """Record what the call flow decided; a retried webhook changes nothing twice."""
         if not changes:
             return
-        await self.open(call, at)
-        async with self.engine.begin() as conn:
-            row = await self._locked(conn, call.call_sid)
-            for change in changes:
-                row = await self._apply_one(conn, row, change, at)
+        for _ in range(2):
+            async with self.engine.begin() as conn:
+                row = await self._locked(conn, call.call_sid)
+                if row is not None:
+                    for change in changes:
+                        row = await self._apply_one(conn, row, change, at)
+                    return
+            # First sight of this call here (its first webhook was lost, say): open it.
+            await self.open(call, at)
 
     async def end_call(
         self, call: CallRef, call_status: str, duration_s: int | None, at: datetime
     ) -> None:
-        await self.open(call, at)
-        async with self.engine.begin() as conn:
-            row = await self._locked(conn, call.call_sid)
-            if row["call_ended_at"] is not None:
-                return
-            status = next_status(
-                TicketStatus(row["status"]), status_at_call_end(TicketStatus(row["status"]))
-            )
-            if row["status"] == TicketStatus.IN_QUEUE.value:
-                # The status callback overtook the Enqueue action: the caller hung up.
-                await _leave_queue(conn, call.call_sid, "hangup", at)
-            values = {
-                "call_status": call_status,
-                "call_duration_s": duration_s,
-                "call_ended_at": at,
-            }
-            await self._write(
-                conn, row, values, status, f"call {call_status}", at, {"duration_s": duration_s}
-            )
+        for _ in range(2):
+            async with self.engine.begin() as conn:
+                row = await self._locked(conn, call.call_sid)
+                if row is not None:
+                    await self._end(conn, row, call_status, duration_s, at)
+                    return
+            await self.open(call, at)
 
     async def wants_voicemail(self, call_sid: str) -> bool:
         async with self.engine.connect() as conn:
@@ -195,6 +187,31 @@ class TicketStore:
 
     # -- internals ---------------------------------------------------------------------------
 
+    async def _end(
+        self,
+        conn: AsyncConnection,
+        row: dict[str, Any],
+        call_status: str,
+        duration_s: int | None,
+        at: datetime,
+    ) -> None:
+        if row["call_ended_at"] is not None:
+            return
+        status = next_status(
+            TicketStatus(row["status"]), status_at_call_end(TicketStatus(row["status"]))
+        )
+        if row["status"] == TicketStatus.IN_QUEUE.value:
+            # The status callback overtook the Enqueue action: the caller hung up.
+            await _leave_queue(conn, row["call_sid"], "hangup", at)
+        values = {
+            "call_status": call_status,
+            "call_duration_s": duration_s,
+            "call_ended_at": at,
+        }
+        await self._write(
+            conn, row, values, status, f"call {call_status}", at, {"duration_s": duration_s}
+        )
+
     async def _number_of(self, conn: AsyncConnection, call_sid: str) -> str | None:
         found = await conn.scalar(select(tickets.c.number).where(tickets.c.call_sid == call_sid))
         return str(found) if found is not None else None
@@ -247,14 +264,12 @@ class TicketStore:
         )
         return int((await conn.execute(upsert)).scalar_one())
 
-    async def _locked(self, conn: AsyncConnection, call_sid: str) -> dict[str, Any]:
+    async def _locked(self, conn: AsyncConnection, call_sid: str) -> dict[str, Any] | None:
         query = select(tickets).where(tickets.c.call_sid == call_sid)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         row = (await conn.execute(query)).first()
-        if row is None:
-            raise LookupError(f"no ticket for call {call_sid}")
-        return dict(row._mapping)
+        return dict(row._mapping) if row is not None else None
 
     async def _apply_one(
         self, conn: AsyncConnection, row: dict[str, Any], change: TicketChange, at: datetime
