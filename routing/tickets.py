@@ -13,6 +13,14 @@ class TicketStatus(StrEnum):
     ANSWERED = "answered"
     ABANDONED = "abandoned"
     VOICEMAIL = "voicemail"
+    # After the call, the department's handling (routing/casework.py):
+    ACCEPTED = "accepted"
+    RESPONDED = "responded"
+    RESOLVED = "resolved"
+    RETURNED = "returned"  # sent back to the centre for reassignment
+    REASSIGNED = "reassigned"
+    REOPENED = "reopened"
+    CALLBACK_FAILED = "callback-failed"  # callbacks exhausted: manual follow-up
     CLOSED = "closed"
 
 
@@ -64,6 +72,25 @@ def closes_on_call(tier: str | None, outcome: str | None) -> bool:
     return tier == "instant" and outcome == "answered-on-call"
 
 
+# Statuses the call path may set; once a ticket is past them, its handling owns the status.
+CALL_PATH = frozenset(
+    {
+        TicketStatus.NEW,
+        TicketStatus.ROUTED,
+        TicketStatus.IN_QUEUE,
+        TicketStatus.ANSWERED,
+        TicketStatus.ABANDONED,
+        TicketStatus.VOICEMAIL,
+    }
+)
+
+
 def next_status(current: TicketStatus, proposed: TicketStatus) -> TicketStatus:
-    """A closed ticket stays closed whatever a late webhook of its call says."""
-    return current if current is TicketStatus.CLOSED else proposed
+    """A call's webhooks move its ticket only while the ticket is still in the call path.
+
+    A late status callback must not undo a department's work, nor reopen a closed ticket.
+    A callback call for a ticket in handling (say `reopened`) leaves its status alone too.
+    """
+    if current not in CALL_PATH:
+        return current
+    return proposed

@@ -80,6 +80,18 @@ tickets = Table(
     Column("outcome", String(24)),  # what the agent keyed in wrap-up
     Column("wrapped_at", UtcDateTime()),  # the agent's wrap-up ended: handle time ends
     Column("call_status", String(16)),
+    # After the call: the department's handling (see routing/casework.py) and the survey.
+    Column("district", String(24)),  # where the enterprise is registered (config/districts.yaml)
+    Column("accepted_at", UtcDateTime()),
+    Column("responded_at", UtcDateTime()),  # first answer to the enterprise: the response rate
+    Column("response", Text),
+    Column("resolved_at", UtcDateTime()),
+    Column("resolution", Text),
+    Column("closed_at", UtcDateTime()),
+    Column("extension", JSON),  # {"days", "reason", "requested_by", "approved_by", ...}: once
+    Column("due_warned", String(8)),  # "24h" or "overdue": the last due warning logged
+    Column("satisfaction", String(24)),  # satisfied | basically-satisfied | dissatisfied
+    Column("satisfaction_at", UtcDateTime()),
     Column("call_duration_s", Integer),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
@@ -88,6 +100,8 @@ tickets = Table(
     Index(None, "status", "queue"),
     Index(None, "specialty", "created_at"),
     Index(None, "created_at"),
+    Index(None, "department", "status"),
+    Index(None, "due_at"),
 )
 
 ticket_history = Table(
@@ -176,4 +190,28 @@ agents = Table(
     Column("pin_hash", String(200), nullable=False),
     Column("desks", JSON, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Outbound calls owed to enterprises: callbacks and satisfaction surveys. Stored, never only
+# in memory; claimed by one dispatcher at a time (SKIP LOCKED on PostgreSQL).
+callback_jobs = Table(
+    "callback_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # callback | survey
+    # One job per reason: a retried webhook or a second dispatcher cannot add another.
+    Column("dedupe", String(80), nullable=False, unique=True),
+    Column("desk", String(48)),
+    Column("state", String(16), nullable=False),  # pending | dialing | done | failed
+    Column("attempts", Integer, nullable=False),
+    Column("not_before", UtcDateTime(), nullable=False),
+    Column("call_sid", String(64), unique=True),  # the outbound call of the current attempt
+    Column("claimed_by", String(64)),
+    Column("claimed_at", UtcDateTime()),
+    Column("last_result", String(32)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index(None, "state", "not_before"),
+    Index(None, "ticket_id"),
 )
