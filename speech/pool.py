@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from speech.audio import AudioError, Pcm, decode
+from speech.audio import AudioError, Pcm, decode, split_at_pauses
 from speech.recognizer import (
     Passes,
     Recognizer,
@@ -64,6 +65,8 @@ class SpeechProblem(Exception):
         self.detail = detail
 
 
+Part = tuple[int, int]  # (index, count): one of `count` pieces of a recording, cut at pauses
+
 # The models of this worker process, loaded once by `_start_worker` (pool initializer).
 _worker_engines: dict[str, Recognizer] = {}
 _worker_settings: Engines | None = None
@@ -80,13 +83,19 @@ def _start_worker(engines: Engines, warm_grammar: dict[str, tuple[str, ...]]) ->
         recognizer.transcribe(Pcm(silence.data * (rate // 8000), rate), warm_grammar.get(lang, ()))
 
 
-def _recognise(raw: bytes, lang: str, texts: tuple[str, ...], passes: Passes = "both") -> Heard:
+def _recognise(
+    raw: bytes,
+    lang: str,
+    texts: tuple[str, ...],
+    passes: Passes = "both",
+    part: Part = (0, 1),
+) -> Heard:
     settings = _worker_settings
     recognizer = _worker_engines.get(lang)
     if settings is None or recognizer is None:
         return Heard(None, "unknown-language", lang)
     try:
-        return Heard(recognise_with(recognizer, settings, raw, texts, passes))
+        return Heard(recognise_with(recognizer, settings, raw, texts, passes, part))
     except AudioError as exc:
         return Heard(None, exc.reason, exc.detail)
     except Exception as exc:  # a decoder's or codec's own error: the caller gets the keys
@@ -99,12 +108,28 @@ def recognise_with(
     raw: bytes,
     texts: Sequence[str],
     passes: Passes = "both",
+    part: Part = (0, 1),
 ) -> Transcript:
     """Decode one recording: the free pass, the grammar pass (built from the classifier's
-    texts), or both."""
+    texts), or both; of the whole recording, or of `part` (index, count) of it."""
     rate = recognizer.rate or _native_rate(raw)
     pcm = decode(raw, rate=rate, min_s=settings.min_s, max_s=settings.max_s)
-    return recognizer.transcribe(pcm, tuple(texts), passes)
+    index, count = part
+    pieces = split_at_pauses(pcm, count)
+    if index >= len(pieces):
+        return Transcript("", "", 0.0, 0.0)  # too short to share: part 0 has it all
+    return recognizer.transcribe(pieces[index], tuple(texts), passes)
+
+
+def joined(lang: str, parts: Sequence[Transcript]) -> Transcript:
+    """The transcripts of consecutive parts of one recording as one."""
+    glue = "" if lang == "zh" else " "
+    return Transcript(
+        glue.join(p.free for p in parts if p.free),
+        glue.join(p.grammar for p in parts if p.grammar),
+        sum(p.audio_s for p in parts),
+        sum(p.decode_s for p in parts),
+    )
 
 
 def _native_rate(raw: bytes) -> int:
@@ -124,6 +149,12 @@ class SpeechPool:
         self._workers = workers or os.cpu_count() or 1
         self._warm = warm_grammar or {}
         self._executor = self._new_executor()
+        self._busy = 0
+        self._busy_lock = threading.Lock()  # pool futures complete on the pool's own thread
+
+    @property
+    def idle_workers(self) -> int:
+        return max(0, self._workers - self._busy)
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: the server process has threads and an event loop.
@@ -151,19 +182,42 @@ class SpeechPool:
         grammar: Sequence[str],
         timeout_s: float,
         passes: Passes = "both",
+        parts: int = 1,
     ) -> Transcript:
-        loop = asyncio.get_running_loop()
-        work = partial(_recognise, raw, lang, tuple(grammar), passes)
+        """Recognise `raw`; with `parts` > 1, that many workers decode a piece each at once."""
         try:
-            heard = await asyncio.wait_for(loop.run_in_executor(self._executor, work), timeout_s)
+            heard = await asyncio.wait_for(
+                asyncio.gather(
+                    *(
+                        self._submit(
+                            partial(_recognise, raw, lang, tuple(grammar), passes, (i, parts))
+                        )
+                        for i in range(parts)
+                    )
+                ),
+                timeout_s,
+            )
         except TimeoutError:
             raise SpeechProblem("speech-timeout", f"no transcript within {timeout_s} s") from None
         except BrokenProcessPool:
             self._executor = self._new_executor()
             raise SpeechProblem("speech-worker-died") from None
-        if heard.transcript is None:
-            raise SpeechProblem(heard.problem or "speech-failed", heard.detail)
-        return heard.transcript
+        transcripts = [h.transcript for h in heard if h.transcript is not None]
+        if len(transcripts) < len(heard):
+            failed = next(h for h in heard if h.transcript is None)
+            raise SpeechProblem(failed.problem or "speech-failed", failed.detail)
+        return transcripts[0] if parts == 1 else joined(lang, transcripts)
+
+    def _submit(self, work: partial[Heard]) -> asyncio.Future[Heard]:
+        with self._busy_lock:
+            self._busy += 1
+        future = self._executor.submit(work)
+        future.add_done_callback(self._finished)
+        return asyncio.wrap_future(future)
+
+    def _finished(self, _: object) -> None:
+        with self._busy_lock:
+            self._busy -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
