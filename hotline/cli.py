@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from hotline import logs
@@ -75,6 +76,25 @@ def _parser() -> argparse.ArgumentParser:
     hash_pin.add_argument("pin", nargs="?", help="the PIN; none: asked without echo")
     hash_pin.set_defaults(run=_hash_pin)
 
+    departments = sub.add_parser("departments", help="the departments' access to the ops API")
+    departments_sub = departments.add_subparsers(metavar="ACTION")
+    token = departments_sub.add_parser(
+        "token", help="a new bearer token of a department, and its line for access.yaml"
+    )
+    token.add_argument("department", help="a department id of specialties.yaml")
+    token.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
+    token.set_defaults(run=_department_token)
+
+    report = sub.add_parser("report", help="KPIs of a period: a table and a chart image")
+    report.add_argument("--from", dest="first_day", type=_day, required=True, metavar="DATE")
+    report.add_argument("--to", dest="last_day", type=_day, required=True, metavar="DATE")
+    report.add_argument("--by", choices=["department", "district"], default="department")
+    report.add_argument("--chart", type=Path, default=None, metavar="FILE.png")
+    report.add_argument("--database", default=None, metavar="URL")
+    report.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
+    report.add_argument("--lang", default=None, help="names in the table (default: the line's)")
+    report.set_defaults(run=_report)
+
     call = sub.add_parser("call", help="place a test call from this terminal")
     call.add_argument("--url", default="http://127.0.0.1:8080")
     call.add_argument("--from", dest="from_number", default="+8613812348000")
@@ -103,6 +123,11 @@ def _config_check(args: argparse.Namespace) -> int:
         f"{args.directory}: ok ({len(plan.specialties)} specialties, {len(plan.menus)} menus, "
         f"languages {', '.join(plan.language_codes())}; digest {loaded.digest})"
     )
+    calendar = plan.tiers.calendar
+    years = ", ".join(str(y) for y in calendar.years()) or "none"
+    counted = "working days" if calendar.working_days else "calendar days"
+    # Holidays are published a year at a time; ops see here whether next year's are in.
+    print(f"feedback days: {counted}; holidays listed for: {years}")
     return 0
 
 
@@ -168,6 +193,23 @@ def _hash_pin(args: argparse.Namespace) -> int:
         print("a PIN is 4 to 8 digits", file=sys.stderr)
         return 2
     print(hash_pin(pin))
+    return 0
+
+
+def _department_token(args: argparse.Namespace) -> int:
+    from hotline.access import new_token, token_digest
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    if args.department not in loaded.departments:
+        print(f"unknown department {args.department!r} (see specialties.yaml)", file=sys.stderr)
+        return 2
+    token = new_token()
+    print(f"token of {args.department} (hand it over; only its digest is kept): {token}")
+    print(f"add to {args.config / 'access.yaml'}, under departments:")
+    print(f"  {args.department}:")
+    print(f"    - {token_digest(token)}")
     return 0
 
 
@@ -248,6 +290,52 @@ def _transcribe(args: argparse.Namespace) -> int:
             )
         )
     return code
+
+
+def _day(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hotline.report import chart, group_names, table
+    from hotline.store.kpi import KpiReport, kpi_report
+    from routing.kpi import KpiDimension
+
+    if args.last_day < args.first_day:
+        print("--to must not be before --from", file=sys.stderr)
+        return 2
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    zone = loaded.plan.hours.zone
+    start = datetime.combine(args.first_day, time(0, 0), tzinfo=zone)
+    end = datetime.combine(args.last_day + timedelta(days=1), time(0, 0), tzinfo=zone)
+    by = KpiDimension(args.by)
+    names = group_names(loaded, by)
+    url = args.database or Settings.from_env(os.environ).database_url
+
+    async def run() -> KpiReport:
+        engine = make_engine(url)
+        try:
+            return await kpi_report(engine, start, end, datetime.now(UTC), by, names)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(run())
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"cannot read the tickets: {exc}", file=sys.stderr)
+        return 1
+    print(table(report, names, args.lang or loaded.plan.default_language))
+    path = args.chart or Path(f"kpi-{args.first_day}-{args.last_day}.png")
+    chart(report, names, path, args.first_day, args.last_day)
+    print(f"\nchart: {path}")
+    return 0
 
 
 def _call(args: argparse.Namespace) -> int:

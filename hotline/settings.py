@@ -37,6 +37,12 @@ class Settings:
     speech_workers: int = 0
     # Where recordings may be fetched from (the webhook names the URL).
     recording_url_prefixes: tuple[str, ...] = ("https://api.twilio.com/",)
+    # The hotline's number, shown on callbacks and surveys; empty: no calls are placed.
+    caller_id: str = ""
+    # Another base URL for Twilio's REST API (a staging stand-in); empty: Twilio's own.
+    twilio_api_base: str = ""
+    dispatch_every_s: float = 10.0
+    due_sweep_s: float = 300.0  # how often soon-due and overdue tickets are looked for
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
@@ -50,6 +56,8 @@ class Settings:
             log_level=env.get("HOTLINE_LOG_LEVEL", "info"),
             models_dir=Path(env.get("HOTLINE_MODELS_DIR") or "models"),
             speech_workers=int(env.get("HOTLINE_SPEECH_WORKERS") or (os.cpu_count() or 1)),
+            caller_id=env.get("HOTLINE_CALLER_ID", ""),
+            twilio_api_base=env.get("HOTLINE_TWILIO_API_BASE", "").rstrip("/"),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]

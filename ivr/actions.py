@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ivr.events import Recording, Understanding
-from ivr.state import AgentCallState, CallState
+from ivr.state import AgentCallState, CallState, OutboundState
 from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
 from routing.tiers import AppealType, FeedbackTier
 
@@ -37,6 +37,13 @@ class AgentHook(StrEnum):
     WRAP = "agent-wrap"
 
 
+class OutboundHook(StrEnum):
+    """The webhooks of a call the hotline places (a callback or a survey)."""
+
+    ANSWER = "outbound"  # the call's url: answered (or a machine)
+    KEY = "outbound-key"
+
+
 @dataclass(frozen=True)
 class Target:
     hook: Hook
@@ -47,6 +54,12 @@ class Target:
 class AgentTarget:
     hook: AgentHook
     state: AgentCallState
+
+
+@dataclass(frozen=True)
+class OutboundTarget:
+    hook: OutboundHook
+    state: OutboundState
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ Prompt = Say | Play | Pause
 @dataclass(frozen=True)
 class Gather:
     prompt: tuple[Prompt, ...]
-    target: Target | AgentTarget
+    target: Target | AgentTarget | OutboundTarget
     timeout_s: int
     num_digits: int = 1
     finish_on_key: str = ""  # none by default: "#" is a menu key (back)
@@ -94,7 +107,7 @@ class Enqueue:
 
 @dataclass(frozen=True)
 class Redirect:
-    target: Target | AgentTarget
+    target: Target | AgentTarget | OutboundTarget
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,12 @@ class Prompts:
     closed: Text  # {hours}
     voicemail: Text
     voicemail_thanks: Text
+    callback_intro: Text  # {ticket} {desk}
+    callback_no_message: Text
+    survey_intro: Text  # {ticket} {desk}
+    survey_reopened: Text
+    survey_thanks: Text
+    outbound_goodbye: Text
     voicemail_empty: Text
     queue_busy: Text
     queue_next: Text

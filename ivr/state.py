@@ -115,3 +115,28 @@ def _count(raw: str | None) -> int:
     if raw is None or not raw.isdigit() or len(raw) > 4:
         return 0
     return int(raw)
+
+
+@dataclass(frozen=True)
+class OutboundState:
+    """Where a call the hotline placed is: its job, and how often the intro went unanswered."""
+
+    job: int
+    lang: str
+    tries: int = 0
+
+    def to_params(self) -> dict[str, str]:
+        params = {"job": str(self.job), "lang": self.lang}
+        if self.tries:
+            params["tries"] = str(self.tries)
+        return params
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str], *, lang: str) -> OutboundState | None:
+        """None without a valid job id: such a request was not made by this service."""
+        job = params.get("job", "")
+        if not job.isdigit() or len(job) > 12:
+            return None
+        return cls(
+            job=int(job), lang=_word(params.get("lang")) or lang, tries=_count(params.get("tries"))
+        )

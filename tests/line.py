@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hotline import logs
@@ -50,6 +51,7 @@ class Line:
     base_url: str
     clock: SettableClock
     log: io.StringIO
+    app: web.Application
 
     async def call(self, caller: Caller, **kw: Any) -> CallRecord:
         return await self.carrier.place_call(caller, **kw)
@@ -116,7 +118,7 @@ async def running_line(
             carrier = VirtualCarrier(
                 base, AUTH_TOKEN, session, public_url=PUBLIC_URL, queue_max_size=queue_max_size
             )
-            yield Line(carrier, session, base, clock, log)
+            yield Line(carrier, session, base, clock, log, app)
     finally:
         await server.close()
         structlog.configure(**previous)

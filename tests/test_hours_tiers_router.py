@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
+from routing.calendar import WorkCalendar
 from routing.hours import BusinessHours, Window
 from routing.queue_router import QueueRouter
 from routing.specialty import VOICEMAIL, Specialty
@@ -78,10 +79,13 @@ def test_tier_defaults_and_specialty_override() -> None:
 
 
 def test_due_at_is_end_of_local_day_n_days_later() -> None:
-    created = local(2026, 11, 30, 23, 30)
-    assert due_at(created, FeedbackTier.DAYS_3, SHANGHAI) == local(2026, 12, 4, 0, 0)
-    assert due_at(created, FeedbackTier.INSTANT, SHANGHAI) == local(2026, 12, 1, 0, 0)
-    assert due_at(created, FeedbackTier.DAYS_15, SHANGHAI) == local(2026, 12, 16, 0, 0)
+    created = local(2026, 11, 30, 23, 30)  # a Monday
+    calendar_days = WorkCalendar(working_days=False)
+    assert due_at(created, FeedbackTier.DAYS_3, SHANGHAI, calendar_days) == local(2026, 12, 4, 0)
+    assert due_at(created, FeedbackTier.INSTANT, SHANGHAI, calendar_days) == local(2026, 12, 1, 0)
+    assert due_at(created, FeedbackTier.DAYS_15, SHANGHAI, calendar_days) == local(2026, 12, 16, 0)
+    # In working days the three weekends in between do not count.
+    assert due_at(created, FeedbackTier.DAYS_15, SHANGHAI, WorkCalendar()) == local(2026, 12, 22, 0)
 
 
 def desk(id: str, size: int, overflow: str) -> Specialty:

@@ -352,9 +352,14 @@ class VirtualCarrier:
         call_sid: str | None = None,
         voice_path: str | None = None,
         status_path: str | None = None,
+        answered_by: str | None = None,
     ) -> CallRecord:
         """One inbound call; `voice_path`/`status_path` override the carrier's for a number
-        of its own (an agents' line, say) that shares this carrier's queues."""
+        of its own (an agents' line, say) that shares this carrier's queues.
+
+        `answered_by` makes it a call the service placed through the REST API with
+        answering-machine detection: Twilio then says who answered (`human`, `machine_start`).
+        """
         record = CallRecord(
             call_sid=call_sid or "CA" + secrets.token_hex(16),
             from_number=from_number,
@@ -364,6 +369,9 @@ class VirtualCarrier:
         call = _Call(self, caller, record)
         call.voice_path = voice_path or self.voice_path
         call.status_path = status_path or self.status_path
+        if answered_by is not None:
+            call.direction = "outbound-api"
+            call.extra["AnsweredBy"] = answered_by
         await call.run()
         return record
 
@@ -457,6 +465,8 @@ class _Call:
         self.clock = 0.0
         self.webhooks = 0
         self.answered = False
+        self.direction = "inbound"
+        self.extra: dict[str, str] = {}  # sent with every request (AnsweredBy on placed calls)
 
     async def run(self) -> None:
         try:
@@ -918,8 +928,9 @@ class _Call:
             "Caller": record.from_number,
             "Called": record.to_number,
             "CallStatus": call_status,
-            "Direction": "inbound",
+            "Direction": self.direction,
             "ApiVersion": API_VERSION,
+            **self.extra,
         }
 
     async def fetch(

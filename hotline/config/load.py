@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +33,8 @@ from ivr.model import (
     UnderstandingSettings,
 )
 from routing.acd import Agent, DeskLevel
+from routing.calendar import WorkCalendar
+from routing.callbacks import CallbackPolicy
 from routing.hours import BusinessHours, Window
 from routing.queue_router import QueueRouter
 from routing.specialty import VOICEMAIL, Specialty
@@ -46,6 +49,8 @@ FILES: dict[str, tuple[str, type[BaseModel]]] = {
     "tiers": ("tiers.yaml", schema.TiersFile),
     "speech": ("speech.yaml", schema.SpeechFile),
     "agents": ("agents.yaml", schema.AgentsFile),
+    "districts": ("districts.yaml", schema.DistrictsFile),
+    "access": ("access.yaml", schema.AccessFile),
 }
 EXAMPLES_DIR = "examples"
 # Fewer examples than this per desk make the classifier guess (a warning, not an error).
@@ -82,6 +87,11 @@ class LoadedConfig:
     examples: Mapping[str, DeskExamples]
     speech: SpeechSettings
     staffing: Staffing
+    districts: Mapping[str, Mapping[str, str]]  # district id -> language -> name
+    departments: Mapping[str, Mapping[str, str]]  # department id -> language -> name
+    # department id -> SHA-256 hex digests of its ops API tokens (access.yaml)
+    access: Mapping[str, tuple[str, ...]]
+    callbacks: CallbackPolicy = field(default_factory=CallbackPolicy)  # line.yaml callbacks:
 
 
 def config_files(directory: Path) -> list[Path]:
@@ -117,8 +127,13 @@ def load_config(directory: Path) -> LoadedConfig:
     tiers = _as(models["tiers"], schema.TiersFile)
     speech = _as(models["speech"], schema.SpeechFile)
     agents = _as(models["agents"], schema.AgentsFile)
+    districts = _as(models["districts"], schema.DistrictsFile)
+    access = _as(models["access"], schema.AccessFile)
     checker = _CrossCheck(docs, errors)
+    checker.calendar(tiers)
+    checker.districts(districts, [lang.code for lang in line.languages])
     checker.agents(agents, specialties)
+    checker.access(access, specialties)
     checker.run(line, prompts, specialties, menus)
     checker.examples(examples, specialties, [lang.code for lang in line.languages])
     if errors:
@@ -160,7 +175,24 @@ def load_config(directory: Path) -> LoadedConfig:
         idle_recheck_s=agents.idle_recheck_s,
     )
     return LoadedConfig(
-        plan, directory, digest.hexdigest()[:16], tuple(warnings), desks, settings, staffing
+        plan,
+        directory,
+        digest.hexdigest()[:16],
+        tuple(warnings),
+        desks,
+        settings,
+        staffing,
+        districts={d: dict(names) for d, names in districts.districts.items()},
+        departments={d: dict(names) for d, names in specialties.departments.items()},
+        access={d: tuple(digests) for d, digests in access.departments.items()},
+        callbacks=CallbackPolicy(
+            max_in_flight=line.callbacks.max_in_flight,
+            per_desk=line.callbacks.per_desk,
+            attempts=line.callbacks.attempts,
+            retry_after=timedelta(minutes=line.callbacks.retry_after_min),
+            ring_timeout_s=line.callbacks.ring_timeout_s,
+            stop_before_close=timedelta(minutes=line.callbacks.stop_before_close_min),
+        ),
     )
 
 
@@ -392,6 +424,39 @@ class _CrossCheck:
             if menu_id not in reachable:
                 self.error("menus", ("menus", menu_id), "no key leads to this menu from the root")
 
+    def calendar(self, file: schema.TiersFile) -> None:
+        """A day listed twice, or as both a holiday and a make-up workday, is a typo."""
+        seen: dict[object, str] = {}
+        for field_name in ("holidays", "makeup_workdays"):
+            days: list[date] = getattr(file, field_name)
+            for i, day in enumerate(days):
+                if day in seen:
+                    self.error("tiers", (field_name, i), f"{day} is already listed in {seen[day]}")
+                seen[day] = field_name
+
+    def districts(self, file: schema.DistrictsFile, langs: list[str]) -> None:
+        for district, names in file.districts.items():
+            self._text("districts", ("districts", district), names, langs)
+
+    def access(self, file: schema.AccessFile, specialties: schema.SpecialtiesFile) -> None:
+        owner: dict[str, str] = {}
+        for dept, digests in file.departments.items():
+            if dept not in specialties.departments:
+                self.error(
+                    "access",
+                    ("departments", dept),
+                    f"unknown department {dept!r} (see specialties.yaml departments)",
+                )
+            for i, digest in enumerate(digests):
+                # One token for two departments would let one act as the other.
+                if digest in owner:
+                    self.error(
+                        "access",
+                        ("departments", dept, i),
+                        f"this digest is already a token of {owner[digest]!r}",
+                    )
+                owner.setdefault(digest, dept)
+
     def agents(self, file: schema.AgentsFile, specialties: schema.SpecialtiesFile) -> None:
         seen: dict[str, int] = {}
         for i, agent in enumerate(file.agents):
@@ -509,7 +574,14 @@ def _build(
         specialties=desks,
         general_desk=specialties.general_desk,
         hours=hours,
-        tiers=TierRules(dict(tiers.defaults)),
+        tiers=TierRules(
+            dict(tiers.defaults),
+            WorkCalendar(
+                working_days=tiers.count == "working-days",
+                holidays=frozenset(tiers.holidays),
+                makeup_workdays=frozenset(tiers.makeup_workdays),
+            ),
+        ),
         prompts=Prompts(
             **prompt_texts, key_names={k: dict(v) for k, v in prompts.key_names.items()}
         ),

@@ -6,7 +6,15 @@ import re
 from datetime import date, time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    field_validator,
+    model_validator,
+)
 
 from routing.tiers import AppealType, FeedbackTier
 
@@ -105,6 +113,17 @@ class DialogueSpec(Strict):
     queue: QueueSpec = QueueSpec()
 
 
+class CallbacksSpec(Strict):
+    """Calls the hotline places (callbacks, surveys): how many at once, how often to retry."""
+
+    max_in_flight: Annotated[int, Field(ge=1, le=200)] = 4
+    per_desk: Annotated[int, Field(ge=1, le=50)] = 1
+    attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    retry_after_min: Annotated[int, Field(ge=1, le=1440)] = 30
+    ring_timeout_s: Annotated[int, Field(ge=10, le=120)] = 30
+    stop_before_close_min: Annotated[int, Field(ge=0, le=240)] = 15
+
+
 class LineFile(Strict):
     """line.yaml: when the line answers, in which languages, and how patiently."""
 
@@ -112,6 +131,7 @@ class LineFile(Strict):
     hours: Hours
     languages: Annotated[list[LanguageSpec], Field(min_length=1)]
     dialogue: DialogueSpec
+    callbacks: CallbacksSpec = CallbacksSpec()
 
 
 class PromptsFile(Strict):
@@ -131,6 +151,12 @@ class PromptsFile(Strict):
     closed: Text
     voicemail: Text
     voicemail_thanks: Text
+    callback_intro: Text
+    callback_no_message: Text
+    survey_intro: Text
+    survey_reopened: Text
+    survey_thanks: Text
+    outbound_goodbye: Text
     voicemail_empty: Text
     queue_busy: Text
     queue_next: Text
@@ -169,6 +195,8 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "understood_choose": frozenset({"first", "second"}),
     "agent_whisper": frozenset({"desk", "ticket"}),
     "agent_said": frozenset({"words"}),
+    "callback_intro": frozenset({"ticket", "desk"}),
+    "survey_intro": frozenset({"ticket", "desk"}),
 }
 
 
@@ -230,9 +258,21 @@ class MenusFile(Strict):
     menus: dict[Id, MenuSpec]
 
 
-class TiersFile(Strict):
-    """tiers.yaml: the feedback tier of each appeal type, unless a specialty overrides it."""
+def _weekend(day: date) -> date:
+    if day.weekday() < 5:
+        raise ValueError(
+            f"{day} is a {day:%A}: a make-up workday is a Saturday or Sunday worked instead "
+            "(a weekday is a working day anyway)"
+        )
+    return day
 
+
+class TiersFile(Strict):
+    """tiers.yaml: the feedback tier of each appeal type, and how the days are counted."""
+
+    count: Literal["working-days", "calendar-days"] = "working-days"
+    holidays: list[date] = []  # public holidays (放假), weekend days among them too
+    makeup_workdays: list[Annotated[date, AfterValidator(_weekend)]] = []  # 调休上班
     defaults: dict[AppealType, FeedbackTier]
 
     @field_validator("defaults")
@@ -242,6 +282,12 @@ class TiersFile(Strict):
         if missing:
             raise ValueError(f"every appeal type needs a tier; missing: {', '.join(missing)}")
         return value
+
+
+class DistrictsFile(Strict):
+    """districts.yaml: the districts a matter may belong to (set by ops, reported on)."""
+
+    districts: Annotated[dict[Id, Text], Field(min_length=1)]
 
 
 class UnderstandingSpec(Strict):
@@ -310,3 +356,13 @@ class AgentsFile(Strict):
     service_level_s: Annotated[int, Field(ge=1, le=600)] = 20
     idle_recheck_s: Annotated[int, Field(ge=2, le=60)] = 10
     agents: list[AgentSpec] = []
+
+
+TokenDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class AccessFile(Strict):
+    """access.yaml: each department's bearer tokens for the ops API, as SHA-256 digests."""
+
+    # Several digests per department: a new token is added before the old one is removed.
+    departments: dict[Id, list[TokenDigest]] = {}

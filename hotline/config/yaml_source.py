@@ -70,4 +70,9 @@ def _convert(
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_convert(loader, item, (*here, str(i)), lines) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:
+        # A date-shaped scalar that is no date (2026-02-30) makes PyYAML raise a bare
+        # ValueError; keep the text so the schema reports it with its field and line.
+        return node.value

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hotline.store.jobs import JobKind, owe_call
 from hotline.store.tables import (
+    callback_jobs,
     queue_members,
     recordings,
     ticket_counters,
@@ -21,8 +23,12 @@ from hotline.store.tables import (
     tickets,
 )
 from ivr.actions import TicketChange
+from routing.acd import Outcome
+from routing.calendar import WorkCalendar
+from routing.callbacks import diallable, owes_callback
 from routing.tickets import (
     Channel,
+    RecordingKind,
     TicketStatus,
     closes_on_call,
     next_status,
@@ -55,13 +61,24 @@ class TicketQuery:
     created_to: datetime | None = None
     limit: int = 50
     offset: int = 0
+    department: str | None = None
+    # Further conditions, e.g. the due filters of store/casework.py.
+    where: tuple[ColumnElement[bool], ...] = ()
 
 
 class TicketStore:
-    def __init__(self, engine: AsyncEngine, zone: ZoneInfo, default_language: str) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        zone: ZoneInfo,
+        default_language: str,
+        calendar: Callable[[], WorkCalendar] = WorkCalendar,
+    ) -> None:
+        """`calendar`: asked on every due date, so a reloaded holiday list counts at once."""
         self.engine = engine
         self._zone = zone
         self._language = default_language
+        self._calendar = calendar
 
     async def open(self, call: CallRef, at: datetime) -> str:
         """The call's ticket number, creating the ticket on first sight of the CallSid."""
@@ -129,40 +146,7 @@ class TicketStore:
 
     async def get(self, number: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(tickets).where(tickets.c.number == number))).first()
-            if row is None:
-                return None
-            ticket = _public(dict(row._mapping))
-            history = await conn.execute(
-                select(ticket_history)
-                .where(ticket_history.c.ticket_id == row.id)
-                .order_by(ticket_history.c.id)
-            )
-            ticket["history"] = [
-                {
-                    "at": h.at.isoformat(),
-                    "actor": h.actor,
-                    "from_status": h.from_status,
-                    "to_status": h.to_status,
-                    "note": h.note,
-                    "detail": h.detail,
-                }
-                for h in history
-            ]
-            recs = await conn.execute(
-                select(recordings).where(recordings.c.ticket_id == row.id).order_by(recordings.c.id)
-            )
-            ticket["recordings"] = [
-                {
-                    "kind": r.kind,
-                    "sid": r.sid,
-                    "url": r.url,
-                    "duration_s": r.duration_s,
-                    "at": r.at.isoformat(),
-                }
-                for r in recs
-            ]
-        return ticket
+            return await ticket_view(conn, number)
 
     async def search(self, query: TicketQuery) -> tuple[list[dict[str, Any]], int]:
         base: Select[Any] = select(tickets)
@@ -176,6 +160,10 @@ class TicketStore:
             base = base.where(tickets.c.created_at >= query.created_from)
         if query.created_to:
             base = base.where(tickets.c.created_at < query.created_to)
+        if query.department:
+            base = base.where(tickets.c.department == query.department)
+        for condition in query.where:
+            base = base.where(condition)
         limit = max(1, min(query.limit, MAX_PAGE))
         async with self.engine.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(base.subquery()))
@@ -202,7 +190,7 @@ class TicketStore:
         )
         if row["status"] == TicketStatus.IN_QUEUE.value:
             # The status callback overtook the Enqueue action: the caller hung up.
-            await _leave_queue(conn, row["call_sid"], "hangup", at)
+            await _leave_queue(conn, row["this_call"], "hangup", at)
         values = {
             "call_status": call_status,
             "call_duration_s": duration_s,
@@ -210,6 +198,44 @@ class TicketStore:
         }
         await self._write(
             conn, row, values, status, f"call {call_status}", at, {"duration_s": duration_s}
+        )
+        described = await conn.scalar(
+            select(func.count())
+            .select_from(recordings)
+            .where(recordings.c.ticket_id == row["id"])
+            .where(recordings.c.kind == RecordingKind.DESCRIPTION.value)
+        )
+        owed = owes_callback(
+            status,
+            bool(row["callback_requested"]),
+            bool(described),
+            answered=row["answered_by"] is not None or status is TicketStatus.ANSWERED,
+        )
+        if owed:
+            await self._owe_callback(conn, row, "call", at)
+
+    async def _owe_callback(
+        self, conn: AsyncConnection, row: dict[str, Any], reason: str, at: datetime
+    ) -> None:
+        if not diallable(row["caller"]):
+            await conn.execute(
+                ticket_history.insert().values(
+                    ticket_id=row["id"],
+                    at=at,
+                    actor=SYSTEM,
+                    note="callback owed, but the caller's number cannot be dialled",
+                    detail={"reason": reason},
+                )
+            )
+            return
+        await owe_call(
+            conn,
+            ticket_id=row["id"],
+            kind=JobKind.CALLBACK,
+            desk=row["specialty"],
+            not_before=at,  # the dispatcher waits for the line to open
+            dedupe=f"callback:{row['id']}:{reason}",
+            at=at,
         )
 
     async def _number_of(self, conn: AsyncConnection, call_sid: str) -> str | None:
@@ -265,11 +291,26 @@ class TicketStore:
         return int((await conn.execute(upsert)).scalar_one())
 
     async def _locked(self, conn: AsyncConnection, call_sid: str) -> dict[str, Any] | None:
+        """The ticket of a call: the one it opened, or the one a callback call returns.
+
+        `this_call` is the call whose webhook this is: the queue view follows that call.
+        """
         query = select(tickets).where(tickets.c.call_sid == call_sid)
+        returned = select(callback_jobs.c.ticket_id).where(callback_jobs.c.call_sid == call_sid)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         row = (await conn.execute(query)).first()
-        return dict(row._mapping) if row is not None else None
+        if row is None:
+            ticket_id = await conn.scalar(returned)
+            if ticket_id is None:
+                return None
+            query = select(tickets).where(tickets.c.id == ticket_id)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = (await conn.execute(query)).first()
+            if row is None:
+                return None
+        return {**row._mapping, "this_call": call_sid}
 
     async def _apply_one(
         self, conn: AsyncConnection, row: dict[str, Any], change: TicketChange, at: datetime
@@ -298,7 +339,9 @@ class TicketStore:
             values["wrapped_at"] = at
         if change.tier is not None and row["feedback_tier"] != change.tier.value:
             values["feedback_tier"] = change.tier.value
-            values["due_at"] = due_at(row["created_at"], FeedbackTier(change.tier), self._zone)
+            values["due_at"] = due_at(
+                row["created_at"], FeedbackTier(change.tier), self._zone, self._calendar()
+            )
         understood = _classification(row["classification"], change)
         if understood != row["classification"]:
             values["classification"] = understood
@@ -335,7 +378,9 @@ class TicketStore:
         )
         if closes_on_call(values.get("feedback_tier", row["feedback_tier"]), values.get("outcome")):
             status = TicketStatus.CLOSED
-        if change.overdue and await _mark_overdue(conn, row["call_sid"]):
+        if change.outcome == Outcome.CALLBACK.value and row["outcome"] != change.outcome:
+            await self._owe_callback(conn, row, "agent", at)
+        if change.overdue and await _mark_overdue(conn, row["this_call"]):
             detail["overdue"] = True
         if not detail and status.value == row["status"]:
             return row  # a retried webhook: nothing new to record
@@ -353,22 +398,23 @@ class TicketStore:
         """Keep the service's view of who waits where in step with the ticket."""
         if status is TicketStatus.IN_QUEUE and change.queue and row["status"] != status.value:
             await conn.execute(
-                queue_members.delete().where(queue_members.c.call_sid == row["call_sid"])
+                queue_members.delete().where(queue_members.c.call_sid == row["this_call"])
             )
             await conn.execute(
                 queue_members.insert().values(
-                    call_sid=row["call_sid"],
+                    call_sid=row["this_call"],
                     ticket_id=row["id"],
                     desk=change.queue_desk or row["specialty"] or "",
                     queue=change.queue,
-                    callback=False,
+                    # A call the hotline placed to return one: served before first callers.
+                    callback=row["this_call"] != row["call_sid"],
                     overdue=False,
                     joined_at=at,
                 )
             )
         elif row["status"] == TicketStatus.IN_QUEUE.value and status is not TicketStatus.IN_QUEUE:
             result = change.queue_result.value if change.queue_result else status.value
-            await _leave_queue(conn, row["call_sid"], result, at)
+            await _leave_queue(conn, row["this_call"], result, at)
 
     async def _write(
         self,
@@ -395,6 +441,44 @@ class TicketStore:
             )
         )
         return {**row, **values}
+
+
+async def ticket_view(conn: AsyncConnection, number: str) -> dict[str, Any] | None:
+    """A ticket as the ops API shows it, with its history and recordings."""
+    row = (await conn.execute(select(tickets).where(tickets.c.number == number))).first()
+    if row is None:
+        return None
+    ticket = _public(dict(row._mapping))
+    history = await conn.execute(
+        select(ticket_history)
+        .where(ticket_history.c.ticket_id == row.id)
+        .order_by(ticket_history.c.id)
+    )
+    ticket["history"] = [
+        {
+            "at": h.at.isoformat(),
+            "actor": h.actor,
+            "from_status": h.from_status,
+            "to_status": h.to_status,
+            "note": h.note,
+            "detail": h.detail,
+        }
+        for h in history
+    ]
+    recs = await conn.execute(
+        select(recordings).where(recordings.c.ticket_id == row.id).order_by(recordings.c.id)
+    )
+    ticket["recordings"] = [
+        {
+            "kind": r.kind,
+            "sid": r.sid,
+            "url": r.url,
+            "duration_s": r.duration_s,
+            "at": r.at.isoformat(),
+        }
+        for r in recs
+    ]
+    return ticket
 
 
 async def _mark_overdue(conn: AsyncConnection, call_sid: str) -> bool:
@@ -437,7 +521,7 @@ def _public(row: Mapping[str, Any]) -> dict[str, Any]:
     """A ticket as the ops API shows it."""
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if key in ("id", "version", "wants_voicemail"):
+        if key in ("id", "wants_voicemail"):  # version: for If-Match on ticket actions
             continue
         out[key] = value.isoformat() if isinstance(value, datetime) else value
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
@@ -12,12 +11,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
 
+from hotline.access import identify
 from hotline.pins import hash_pin
+from hotline.store.casework import due_condition, visible_to
 from hotline.store.tickets import CallRef, TicketQuery
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, STORE
 from hotline.web.staff import directory
 from ivr.actions import TicketChange
 from routing.acd import Agent, AgentState, DeskLevel, Outcome
+from routing.casework import Caller, DueState, Role
 
 log = structlog.get_logger("hotline.api")
 
@@ -30,23 +32,49 @@ def error(status: type[web.HTTPException], code: str, message: str) -> web.HTTPE
     )
 
 
+# Who called the API (set by `require_token` on every /api/ request).
+CALLER = web.RequestKey("caller", Caller)
+# What a department's token may reach: its tickets, and nothing of the centre's.
+DEPARTMENT_ROUTES = frozenset(
+    {
+        ("GET", "/api/tickets"),
+        ("GET", "/api/tickets/{number}"),
+        ("POST", "/api/tickets/{number}/actions"),
+    }
+)
+
+
 @web.middleware
 async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path.startswith("/api/"):
-        expected = request.app[SETTINGS].admin_token
-        given = request.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        if (
-            not expected
-            or scheme.lower() != "bearer"
-            or not hmac.compare_digest(token.encode(), expected.encode())
-        ):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        caller = (
+            identify(
+                token,
+                request.app[SETTINGS].admin_token,
+                request.app[CONFIG].current.access,
+            )
+            if scheme.lower() == "bearer"
+            else None
+        )
+        if caller is None:
             log.warning("api_unauthorized", path=request.path)
             raise web.HTTPUnauthorized(
                 text='{"error": "unauthorized", "message": "a valid bearer token is required"}',
                 content_type="application/json",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        if caller.role is Role.DEPARTMENT:
+            resource = request.match_info.route.resource
+            route = (request.method, resource.canonical if resource is not None else "")
+            if route not in DEPARTMENT_ROUTES:
+                log.warning("api_forbidden", path=request.path, actor=caller.actor)
+                raise error(
+                    web.HTTPForbidden,
+                    "forbidden",
+                    "a department's token may only list, read and act on its own tickets",
+                )
+        request[CALLER] = caller
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException:
@@ -87,6 +115,14 @@ async def healthz(request: web.Request) -> web.Response:
 async def list_tickets(request: web.Request) -> web.Response:
     q = request.query
     zone = request.app[CONFIG].current.plan.hours.zone
+    due: DueState | None = None
+    match q.get("due") or None:
+        case "overdue" | "24h" as asked:
+            due = asked
+        case None:
+            pass
+        case _:
+            raise error(web.HTTPBadRequest, "invalid-parameter", "due must be overdue or 24h")
     query = TicketQuery(
         status=q.get("status") or None,
         specialty=q.get("specialty") or None,
@@ -95,6 +131,9 @@ async def list_tickets(request: web.Request) -> web.Response:
         created_to=_moment(q.get("to"), zone, "to", end_of_day=True),
         limit=_int(q.get("limit"), 50, "limit"),
         offset=_int(q.get("offset"), 0, "offset"),
+        department=q.get("department") or None,
+        where=(visible_to(request[CALLER]),)
+        + ((due_condition(due, request.app[CLOCK]()),) if due else ()),
     )
     found, total = await request.app[STORE].search(query)
     return web.json_response(
@@ -105,9 +144,9 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def get_ticket(request: web.Request) -> web.Response:
     number = request.match_info["number"]
     ticket = await request.app[STORE].get(number)
-    if ticket is None:
+    if ticket is None or not request[CALLER].may_see(ticket["department"]):
         raise error(web.HTTPNotFound, "ticket-not-found", f"no ticket {number}")
-    return web.json_response(ticket)
+    return web.json_response(ticket, headers={"ETag": f'"{ticket["version"]}"'})
 
 
 def _int(raw: str | None, default: int, name: str) -> int:

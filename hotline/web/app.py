@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,26 +20,35 @@ import structlog
 from aiohttp import web
 from multidict import MultiDict
 
+from hotline.callbacks.dialer import TwilioDialer
+from hotline.callbacks.dispatcher import Dispatcher
 from hotline.config import LoadedConfig
 from hotline.live_config import LiveConfig
 from hotline.recordings import RecordingFetcher
 from hotline.settings import Settings
 from hotline.store.agents import AgentStore
+from hotline.store.casework import CaseStore
 from hotline.store.engine import make_engine, upgrade
+from hotline.store.jobs import JobStore
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander, speech_engines
-from hotline.web import agents, api, calls, live
+from hotline.web import agents, api, calls, casework, live, outbound
 from hotline.web.keys import (
     AGENTS,
+    CASEWORK,
     CLASSIFIERS,
     CLOCK,
     CONFIG,
+    DIALER,
+    DISPATCHER,
+    JOBS,
     SETTINGS,
     SIGNATURES,
     STORE,
     UNDERSTANDER,
     Clock,
 )
+from hotline.web.kpi import get_kpi
 from hotline.web.twilio_in import SignatureCheck
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
@@ -78,15 +89,20 @@ def _routes(app: web.Application) -> None:
     app.router.add_post("/twilio/agent", agents.agent_call)
     app.router.add_post("/twilio/agent-status", agents.agent_status)
     app.router.add_post(r"/twilio/{hook:agent-[a-z]+}", agents.agent_hook)
+    app.router.add_post("/twilio/outbound", outbound.answered)
+    app.router.add_post("/twilio/outbound-key", outbound.key)
+    app.router.add_post("/twilio/outbound-status", outbound.ended)
     app.router.add_post("/twilio/{hook}", calls.flow_hook)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/api/tickets", api.list_tickets)
     app.router.add_get("/api/tickets/{number}", api.get_ticket)
     app.router.add_post("/api/tickets/{number}/outcome", api.set_outcome)
+    app.router.add_post("/api/tickets/{number}/actions", casework.act)
     app.router.add_get("/api/agents", api.list_agents)
     app.router.add_put("/api/agents/{agent}/state", api.set_agent_state)
     app.router.add_put("/api/agents/{agent}", api.put_agent)
     app.router.add_delete("/api/agents/{agent}", api.delete_agent)
+    app.router.add_get("/api/kpi", get_kpi)
     app.router.add_get("/api/live", live.live)
     app.router.add_get("/api/live/events", live.events)
     app.router.add_get("/live", live.page)
@@ -98,8 +114,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     plan = live.current.plan
     engine = make_engine(settings.database_url)
     await upgrade(engine)
-    app[STORE] = TicketStore(engine, plan.hours.zone, plan.default_language)
+    app[STORE] = TicketStore(
+        engine,
+        plan.hours.zone,
+        plan.default_language,
+        calendar=lambda: live.current.plan.tiers.calendar,
+    )
     app[AGENTS] = AgentStore(engine)
+    app[CASEWORK] = CaseStore(
+        engine, plan.hours.zone, calendar=lambda: live.current.plan.tiers.calendar
+    )
+    app[JOBS] = JobStore(engine)
+    dispatching = _dispatcher(app)
+    due_watch = asyncio.create_task(_warn_due(app, settings.due_sweep_s))
     session = aiohttp.ClientSession()
     pool = await _speech_pool(settings, live.current)
     app[UNDERSTANDER] = Understander(
@@ -120,13 +147,59 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     yield
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.remove_signal_handler(signal.SIGHUP)
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    for task in (watcher, dispatching, due_watch):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    await app[DIALER].close()
     if pool is not None:
         pool.close()
     await session.close()
     await engine.dispose()
+
+
+async def _warn_due(app: web.Application, every_s: float) -> None:
+    """Log each ticket once as it comes due within 24 h and once as it goes overdue."""
+    while True:
+        try:
+            await app[CASEWORK].warn_due(app[CLOCK]())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("due_sweep_failed")
+        await asyncio.sleep(every_s)
+
+
+def _dispatcher(app: web.Application) -> asyncio.Task[None] | None:
+    """The callback and survey dispatcher, when the service may place calls."""
+    settings = app[SETTINGS]
+    app[DIALER] = TwilioDialer(
+        settings.twilio_account_sid, settings.twilio_auth_token, api_base=settings.twilio_api_base
+    )
+    missing = [
+        name
+        for name, value in (
+            ("HOTLINE_CALLER_ID", settings.caller_id),
+            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+            ("HOTLINE_PUBLIC_URL", settings.public_url),
+        )
+        if not value
+    ]
+    if missing:
+        log.warning("callbacks_off", reason=f"not set: {', '.join(missing)}; jobs wait")
+        return None
+    dispatcher = Dispatcher(
+        app[JOBS],
+        app[DIALER],
+        app[CONFIG],
+        app[CLOCK],
+        public_url=settings.public_url,
+        caller_id=settings.caller_id,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    app[DISPATCHER] = dispatcher
+    return asyncio.create_task(dispatcher.run(settings.dispatch_every_s))
 
 
 async def _speech_pool(settings: Settings, config: LoadedConfig) -> SpeechPool | None:

@@ -7,9 +7,13 @@ from datetime import datetime
 
 from aiohttp import web
 
+from hotline.callbacks.dialer import Dialer
+from hotline.callbacks.dispatcher import Dispatcher
 from hotline.live_config import LiveConfig
 from hotline.settings import Settings
 from hotline.store.agents import AgentStore
+from hotline.store.casework import CaseStore
+from hotline.store.jobs import JobStore
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander
 from hotline.web.twilio_in import SignatureCheck
@@ -24,3 +28,7 @@ SIGNATURES = web.AppKey("signatures", SignatureCheck)
 UNDERSTANDER = web.AppKey("understander", Understander)
 CLASSIFIERS = web.AppKey("classifiers", ClassifierCache)
 AGENTS = web.AppKey("agents", AgentStore)
+CASEWORK = web.AppKey("casework", CaseStore)
+JOBS = web.AppKey("jobs", JobStore)
+DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # set when calls may be placed

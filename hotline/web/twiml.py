@@ -17,6 +17,7 @@ from ivr.actions import (
     Gather,
     Hangup,
     Leave,
+    OutboundTarget,
     Pause,
     Play,
     Prompt,
@@ -32,7 +33,7 @@ TWILIO_PREFIX = "/twilio"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def url_for(target: Target | AgentTarget) -> str:
+def url_for(target: Target | AgentTarget | OutboundTarget) -> str:
     """Relative URLs: Twilio resolves them against the URL it just called."""
     return f"{TWILIO_PREFIX}/{target.hook.value}?{urlencode(target.state.to_params())}"
 

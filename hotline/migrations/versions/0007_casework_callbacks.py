@@ -57,9 +57,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("dedupe", name=op.f("uq_callback_jobs_dedupe")),
         sa.UniqueConstraint("call_sid", name=op.f("uq_callback_jobs_call_sid")),
     )
-    op.create_index(
-        "ix_callback_jobs_state_not_before", "callback_jobs", ["state", "not_before"]
-    )
+    op.create_index("ix_callback_jobs_state_not_before", "callback_jobs", ["state", "not_before"])
     op.create_index("ix_callback_jobs_ticket_id", "callback_jobs", ["ticket_id"])
 
 

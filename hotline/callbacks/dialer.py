@@ -1,0 +1,86 @@
+"""Placing a call through Twilio's REST API (the twilio library's `calls.create`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from twilio.base.exceptions import TwilioException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+TWILIO_API = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    to: str
+    caller_id: str  # the hotline's own number, shown to the enterprise
+    url: str  # answered: TwiML from here
+    status_callback: str  # ended: the result goes here
+    ring_timeout_s: int
+
+
+class DialError(Exception):
+    """The carrier did not take the call (bad number, account problem, API unreachable)."""
+
+
+class Dialer(Protocol):
+    async def place(self, call: CallRequest) -> str:
+        """The new call's CallSid; raises DialError."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+    """The library's own HTTP client, sent to another base URL when one is configured.
+
+    A staging stand-in (or a test's) answers like the Calls API; everything else, from the
+    request the library builds to the response it parses, stays the library's.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        super().__init__(timeout=timeout_s)
+        self._base = base_url.rstrip("/")
+
+    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if self._base and url.startswith(TWILIO_API):
+            url = self._base + url[len(TWILIO_API) :]
+        response: Response = await super().request(method, url, *args, **kwargs)
+        return response
+
+
+class TwilioDialer:
+    def __init__(
+        self, account_sid: str, auth_token: str, *, api_base: str = "", timeout_s: float = 10
+    ) -> None:
+        self._http = _HttpClient(api_base, timeout_s)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+
+    async def place(self, call: CallRequest) -> str:
+        try:
+            created = await self._client.calls.create_async(
+                to=call.to,
+                from_=call.caller_id,
+                url=call.url,
+                method="POST",
+                status_callback=call.status_callback,
+                status_callback_method="POST",
+                status_callback_event=["completed"],
+                # Twilio holds the url request until it knows who answered.
+                machine_detection="Enable",
+                timeout=call.ring_timeout_s,
+            )
+        except TwilioException as exc:
+            raise DialError(str(exc)[:300]) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise DialError(f"Twilio's API is unreachable: {exc}"[:300]) from exc
+        if not created.sid:
+            raise DialError("the Calls API answered without a call sid")
+        return str(created.sid)
+
+    async def close(self) -> None:
+        await self._http.close()
