@@ -43,6 +43,9 @@ class Settings:
     twilio_api_base: str = ""
     dispatch_every_s: float = 10.0
     due_sweep_s: float = 300.0  # how often soon-due and overdue tickets are looked for
+    # Shared state of several processes (rate limits, the live view, the speech job queue);
+    # empty: one process, all of it local.
+    redis_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
@@ -58,6 +61,7 @@ class Settings:
             speech_workers=int(env.get("HOTLINE_SPEECH_WORKERS") or (os.cpu_count() or 1)),
             caller_id=env.get("HOTLINE_CALLER_ID", ""),
             twilio_api_base=env.get("HOTLINE_TWILIO_API_BASE", "").rstrip("/"),
+            redis_url=env.get("HOTLINE_REDIS_URL", ""),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
