@@ -72,6 +72,10 @@ class Understander:
         self._pool = pool
         self._classifiers = classifiers
 
+    @property
+    def available(self) -> bool:
+        return self._pool is not None
+
     async def understand(
         self, recording: Recording, lang: str, config: LoadedConfig, call_sid: str | None
     ) -> Understanding:

@@ -14,6 +14,7 @@ import time
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,12 @@ from hotline.carrier.carrier import CallRecord
 from hotline.config import load_config
 from hotline.recordings import RecordingFetcher
 from hotline.understanding import ClassifierCache, Understander
+from hotline.web.keys import VOICEMAILS
 from ivr.events import Recording as TicketRecording
 from routing.tiers import AppealType
 from speech.pool import Engines, SpeechPool
 from tests.conftest import CONFIG_DIR, ROOT
-from tests.line import AUTH_TOKEN, Line, running_line
+from tests.line import AUTH_TOKEN, SHANGHAI, Line, running_line
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -362,3 +364,25 @@ async def test_a_recording_cut_mid_sample_still_decodes() -> None:
     whole = AUDIO.joinpath("tax_invoice_zh.wav").read_bytes()
     pcm = decode(whole[:-1], rate=8000, min_s=0.5, max_s=60)  # one byte short
     assert len(pcm.data) % 2 == 0 and pcm.seconds > 2
+
+
+async def test_an_after_hours_message_is_read_for_its_desk(
+    line: Line, recordings: Recordings
+) -> None:
+    # The same words left as a message at night: the callback will put them through to the
+    # tax-invoice desk, not the general one.
+    was = line.clock.now
+    line.clock.now = datetime(2026, 11, 30, 2, 0, tzinfo=SHANGHAI)
+    try:
+        caller = ScriptedCaller(recordings=[spoken(recordings, "tax_invoice_zh")])
+        record = await line.call(caller)
+    finally:
+        line.clock.now = was
+    assert "您的留言已收到" in heard(record)
+    await line.app[VOICEMAILS].idle()
+    ticket = await line.ticket(record.call_sid)
+    assert ticket["status"] == "voicemail"
+    assert (ticket["specialty"], ticket["department"]) == ("tax-invoice", "tax-bureau")
+    assert "抵扣" in ticket["transcript"]
+    assert ticket["classification"]["candidates"][0][0] == "tax-invoice"
+    assert any(h["note"] == "voicemail understood: tax-invoice" for h in ticket["history"])

@@ -32,6 +32,7 @@ from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobStore
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander, speech_engines
+from hotline.voicemail import VoicemailReader
 from hotline.web import agents, api, calls, casework, live, outbound
 from hotline.web.keys import (
     AGENTS,
@@ -46,6 +47,7 @@ from hotline.web.keys import (
     SIGNATURES,
     STORE,
     UNDERSTANDER,
+    VOICEMAILS,
     Clock,
 )
 from hotline.web.kpi import get_kpi
@@ -139,6 +141,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         pool,
         app[CLASSIFIERS],
     )
+    app[VOICEMAILS] = VoicemailReader(app[UNDERSTANDER], app[STORE], live, app[CLOCK])
     watcher = asyncio.create_task(live.watch(settings.config_poll_s))
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -153,6 +156,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     await app[DIALER].close()
+    await app[VOICEMAILS].close()
     if pool is not None:
         pool.close()
     await session.close()

@@ -15,7 +15,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from hotline.store.tickets import CallRef
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE, UNDERSTANDER
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE, UNDERSTANDER, VOICEMAILS
 from hotline.web.staff import directory
 from hotline.web.twilio_in import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
 from hotline.web.twiml import TwimlRenderer
@@ -64,7 +64,12 @@ async def flow_hook(request: web.Request) -> web.Response:
     webhook = _form(request)
     state = CallState.from_params(request.query, lang=plan.default_language, node=plan.root)
     event = await _event(request, plan, hook_name, webhook, state)
-    return await _answer(request, plan, webhook, state, event, hook_name.value)
+    response = await _answer(request, plan, webhook, state, event, hook_name.value)
+    if isinstance(event, Recorded) and state.desk is None and webhook.call_sid:
+        # No desk was chosen (after hours): the message's words may name one.
+        call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
+        request.app[VOICEMAILS].read_later(call, event.recording, state.lang)
+    return response
 
 
 async def status(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from hotline.store.casework import CaseStore
 from hotline.store.jobs import JobStore
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander
+from hotline.voicemail import VoicemailReader
 from hotline.web.twilio_in import SignatureCheck
 
 Clock = Callable[[], datetime]
@@ -32,3 +33,4 @@ CASEWORK = web.AppKey("casework", CaseStore)
 JOBS = web.AppKey("jobs", JobStore)
 DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # set when calls may be placed
+VOICEMAILS = web.AppKey("voicemails", VoicemailReader)
