@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,14 @@ CONFIG_DIR = ROOT / "config"
 @pytest.fixture(scope="session")
 def shipped() -> LoadedConfig:
     return load_config(CONFIG_DIR)
+
+
+@pytest.fixture
+def config_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped config directory, for a test to edit."""
+    target = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, target)
+    return target
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -12,12 +12,13 @@ import pytest
 
 from hotline.carrier.callers import QueueChoice, QueuePlan, ScriptedCaller
 from hotline.cli import main
-from hotline.config import ConfigInvalid, LoadedConfig, load_config
+from hotline.config import LoadedConfig, load_config
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.tickets import CallRef, TicketStore
 from ivr.actions import TicketChange
 from routing.calendar import WorkCalendar
 from routing.tiers import FeedbackTier, due_at
+from tests.config_files import edit, errors_of, line_of
 from tests.conftest import CONFIG_DIR
 from tests.line import SHANGHAI, running_line
 
@@ -146,32 +147,6 @@ def test_shipped_districts_are_beijings_sixteen(shipped: LoadedConfig) -> None:
     assert shipped.districts["haidian"] == {"zh": "海淀区", "en": "Haidian District"}
     assert shipped.districts["yanqing"]["zh"] == "延庆区"
     assert all(set(names) == {"zh", "en"} for names in shipped.districts.values())
-
-
-@pytest.fixture
-def config_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, target)
-    return target
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {path.name}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-
-
-def errors_of(directory: Path) -> list[str]:
-    with pytest.raises(ConfigInvalid) as caught:
-        load_config(directory)
-    return [str(e) for e in caught.value.errors]
-
-
-def line_of(path: Path, needle: str) -> int:
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if needle in text:
-            return number
-    raise AssertionError(needle)
 
 
 def test_a_day_in_both_lists_names_file_line_and_field(config_copy: Path) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from hotline.cli import main
-from hotline.config import ConfigInvalid, LoadedConfig, load_config
+from hotline.config import LoadedConfig
 from hotline.config.load import key_depths
-from tests.conftest import CONFIG_DIR
+from tests.config_files import edit, errors_of, line_of
 
 SPECIALTIES = """
 business-registration license-change food-license product-quality fair-competition trademark
@@ -36,32 +35,6 @@ def test_every_desk_is_reached_by_keys_in_at_most_three_presses(shipped: LoadedC
     depths = key_depths(shipped.plan)
     assert set(depths) == set(SPECIALTIES)
     assert max(depths.values()) <= 3
-
-
-@pytest.fixture
-def config_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, target)
-    return target
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {path.name}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-
-
-def errors_of(directory: Path) -> list[str]:
-    with pytest.raises(ConfigInvalid) as caught:
-        load_config(directory)
-    return [str(e) for e in caught.value.errors]
-
-
-def line_of(path: Path, needle: str) -> int:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if needle in line:
-            return number
-    raise AssertionError(needle)
 
 
 def test_unknown_specialty_in_a_menu_names_file_line_and_field(config_copy: Path) -> None:
