@@ -70,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
     transcribe.set_defaults(run=_transcribe)
 
+    speech_worker = sub.add_parser(
+        "speech-worker", help="recognise for the webhook servers, from the queue on Redis"
+    )
+    speech_worker.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
+    speech_worker.add_argument(
+        "--workers", type=int, default=None, help="decoding processes (HOTLINE_SPEECH_WORKERS)"
+    )
+    speech_worker.add_argument("--queue", default=None, help="queue name (HOTLINE_SPEECH_QUEUE)")
+    speech_worker.set_defaults(run=_speech_worker)
+
     agents = sub.add_parser("agents", help="the agents of config/agents.yaml")
     agents_sub = agents.add_subparsers(metavar="ACTION")
     hash_pin = agents_sub.add_parser("hash-pin", help="the pin_hash of a PIN, for agents.yaml")
@@ -94,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
     report.add_argument("--lang", default=None, help="names in the table (default: the line's)")
     report.set_defaults(run=_report)
+
+    spool = sub.add_parser("spool", help="ticket writes kept while the database was away")
+    spool_sub = spool.add_subparsers(metavar="ACTION")
+    replay = spool_sub.add_parser(
+        "replay", help="put a spool file's ticket writes into HOTLINE_DATABASE_URL, once"
+    )
+    replay.add_argument("--file", type=Path, required=True, metavar="SPOOL.db")
+    replay.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
+    replay.set_defaults(run=_spool_replay)
 
     call = sub.add_parser("call", help="place a test call from this terminal")
     call.add_argument("--url", default="http://127.0.0.1:8080")
@@ -183,6 +202,39 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spool_replay(args: argparse.Namespace) -> int:
+    from hotline.store.durable import replay_file
+    from hotline.store.tickets import TicketStore
+
+    if not args.file.is_file():
+        print(f"{args.file}: no such spool file", file=sys.stderr)
+        return 2
+    settings = Settings.from_env(os.environ)
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    plan = loaded.plan
+
+    async def run() -> int:
+        engine = make_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            store = TicketStore(
+                engine, plan.hours.zone, plan.default_language, lambda: plan.tiers.calendar
+            )
+            result, left = await replay_file(args.file, store, lambda: datetime.now(UTC))
+        finally:
+            await engine.dispose()
+        print(f"applied {result.applied}, set aside {result.set_aside}, left {left}")
+        for problem in result.errors:
+            print(f"set aside: {problem}", file=sys.stderr)
+        if result.stalled:
+            print("the database stopped answering; run it again", file=sys.stderr)
+        return 0 if left == 0 and not result.set_aside else 1
+
+    return asyncio.run(run())
+
+
 def _hash_pin(args: argparse.Namespace) -> int:
     import getpass
 
@@ -254,6 +306,32 @@ def _classify(args: argparse.Namespace) -> int:
             ),
             flush=True,
         )
+    return 0
+
+
+def _speech_worker(args: argparse.Namespace) -> int:
+    from hotline.speech_worker import speech_worker
+
+    settings = Settings.from_env(os.environ, speech_queue=args.queue)
+    logs.configure(settings.log_level)
+    if not settings.redis_url:
+        print("HOTLINE_REDIS_URL must name the Redis of the speech queue", file=sys.stderr)
+        return 2
+    workers = args.workers if args.workers is not None else settings.speech_workers
+    if workers < 1:
+        print("a speech worker needs at least one decoding process (--workers)", file=sys.stderr)
+        return 2
+    loaded = _load(args.config)
+    if loaded is None:
+        return 1
+    zh = loaded.speech.zh_model
+    if zh and not (settings.models_dir / zh / "am" / "final.mdl").is_file():
+        print(
+            f"no model in {settings.models_dir / zh}: run `hotline speech fetch-model`",
+            file=sys.stderr,
+        )
+        return 1
+    speech_worker(settings, loaded, workers).run()
     return 0
 
 

@@ -46,6 +46,27 @@ class Settings:
     # Shared state of several processes (rate limits, the live view, the speech job queue);
     # empty: one process, all of it local.
     redis_url: str = ""
+    # Ticket writes the database cannot take in time are kept here until it can (one file
+    # per process; see store/spool.py).
+    spool_path: Path = Path("var/spool.db")
+    spool_replay_every_s: float = 1.0
+    # A webhook waits this long for its ticket write (then spools it) and for a database
+    # read (then does without): Twilio plays its application error after 15 s.
+    ticket_write_budget_s: float = 1.0
+    database_read_budget_s: float = 0.5
+    redis_prefix: str = "hotline:"  # of every key and channel, so lines can share a Redis
+    redis_timeout_s: float = 0.3  # per Redis operation: a dead Redis never holds a webhook
+    redis_retry_s: float = 2.0  # while Redis is away: local state, reconnecting this often
+    # New calls a minute one caller number may make (more are politely refused), and
+    # requests a minute one API token may make (more answer 429); 0: no limit.
+    calls_per_caller_per_min: int = 10
+    api_requests_per_token_per_min: int = 120
+    live_poll_s: float = 1.0  # the live view re-reads the line at least this often
+    # Where recognition runs: "local" (worker processes of this server) or "queue"
+    # (`hotline speech-worker` processes, fed through `speech_queue` on Redis; by default
+    # under `redis_prefix`).
+    speech_mode: str = "local"
+    speech_queue: str = "hotline:speech"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
@@ -62,6 +83,13 @@ class Settings:
             caller_id=env.get("HOTLINE_CALLER_ID", ""),
             twilio_api_base=env.get("HOTLINE_TWILIO_API_BASE", "").rstrip("/"),
             redis_url=env.get("HOTLINE_REDIS_URL", ""),
+            spool_path=Path(env.get("HOTLINE_SPOOL_PATH") or "var/spool.db"),
+            redis_prefix=env.get("HOTLINE_REDIS_PREFIX") or "hotline:",
+            calls_per_caller_per_min=int(env.get("HOTLINE_CALLS_PER_CALLER_PER_MIN") or 10),
+            api_requests_per_token_per_min=int(env.get("HOTLINE_API_REQUESTS_PER_MIN") or 120),
+            speech_mode=(env.get("HOTLINE_SPEECH") or "local").strip().lower(),
+            speech_queue=env.get("HOTLINE_SPEECH_QUEUE")
+            or (env.get("HOTLINE_REDIS_PREFIX") or "hotline:") + "speech",
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
@@ -80,3 +108,10 @@ class Settings:
                 "TWILIO_AUTH_TOKEN is not set: webhooks could not be checked. Set it to the "
                 "account's auth token, or run `hotline serve --trial` for a local trial."
             )
+        self.check_speech_mode()
+
+    def check_speech_mode(self) -> None:
+        if self.speech_mode not in ("local", "queue"):
+            raise SettingsError(f"HOTLINE_SPEECH={self.speech_mode!r}: use local or queue")
+        if self.speech_mode == "queue" and not self.redis_url:
+            raise SettingsError("HOTLINE_SPEECH=queue needs HOTLINE_REDIS_URL (the job queue)")

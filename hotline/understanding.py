@@ -13,13 +13,15 @@ from pathlib import Path
 import structlog
 
 from hotline.config import LoadedConfig
+from hotline.metrics import Metrics
 from hotline.recordings import FetchProblem, RecordingFetcher
 from ivr.events import Recording, Understanding
 from routing.tiers import AppealType
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
-from speech.pool import Engines, SpeechPool, SpeechProblem
+from speech.pool import Engines, SpeechProblem
 from speech.recognizer import Transcript
+from speech.service import SpeechService
 
 log = structlog.get_logger("hotline.speech")
 
@@ -65,12 +67,15 @@ class Understander:
     def __init__(
         self,
         fetcher: RecordingFetcher,
-        pool: SpeechPool | None,
+        pool: SpeechService | None,
         classifiers: ClassifierCache,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._fetcher = fetcher
         self._pool = pool
         self._classifiers = classifiers
+        self._metrics = metrics
 
     @property
     def available(self) -> bool:
@@ -84,7 +89,7 @@ class Understander:
         deadline = loop.time() + config.speech.deadline_s
         self._classifiers.refresh(config)
         if self._pool is None:
-            return self._failed("no-speech-engine", call_sid, started)
+            return self._failed("no-speech-engine", lang, call_sid, started)
         texts = grammar_texts(config.examples, lang)
         classifier = self._classifiers.classifier
         try:
@@ -96,7 +101,7 @@ class Understander:
             )
             result = classifier.classify(transcript.text, lang)
         except (FetchProblem, SpeechProblem) as exc:
-            return self._failed(exc.problem, call_sid, started, exc.detail)
+            return self._failed(exc.problem, lang, call_sid, started, exc.detail)
         top = result.candidates[0][1] if result.candidates else 0.0
         if top < config.plan.dialogue.understanding.confirm_at and not transcript.grammar:
             try:
@@ -117,6 +122,8 @@ class Understander:
             appeal = AppealType(result.appeal)
         except ValueError:
             appeal = AppealType.UNKNOWN
+        seconds = time.perf_counter() - started
+        rtf = transcript.decode_s / transcript.audio_s if transcript.audio_s else None
         log.info(
             "speech_understood",
             call_sid=call_sid,
@@ -124,9 +131,11 @@ class Understander:
             top=list(result.candidates[:1]),
             audio_s=round(transcript.audio_s, 2),
             decode_s=round(transcript.decode_s, 3),
-            rtf=round(transcript.decode_s / transcript.audio_s, 3) if transcript.audio_s else None,
-            seconds=round(time.perf_counter() - started, 3),
+            rtf=round(rtf, 3) if rtf is not None else None,
+            seconds=round(seconds, 3),
         )
+        if self._metrics is not None:
+            self._metrics.understood(lang, seconds, rtf)
         return Understanding(
             transcript=transcript.free or transcript.grammar,
             candidates=result.candidates,
@@ -140,15 +149,17 @@ class Understander:
         """
         return 2 if self._pool is not None and self._pool.idle_workers >= 2 else 1
 
-    @staticmethod
     def _failed(
-        problem: str, call_sid: str | None, started: float, detail: str = ""
+        self, problem: str, lang: str, call_sid: str | None, started: float, detail: str = ""
     ) -> Understanding:
+        seconds = time.perf_counter() - started
         log.warning(
             "speech_not_understood",
             call_sid=call_sid,
             problem=problem,
             detail=detail,
-            seconds=round(time.perf_counter() - started, 3),
+            seconds=round(seconds, 3),
         )
+        if self._metrics is not None:
+            self._metrics.not_understood(lang, seconds, problem)
         return Understanding("", (), AppealType.UNKNOWN, problem)

@@ -75,7 +75,7 @@ def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
     state = _sanitised(plan, state)
     match event:
         case CallStarted(at=at):
-            return _start(plan, initial_state(plan), at)
+            return _start(plan, replace(initial_state(plan), config=state.config), at)
         case KeyPressed(digits=digits):
             return _key(plan, state, digits)
         case NoInput():

@@ -28,6 +28,8 @@ class CallState:
     loop: int = 0  # wait-music loops in the queue
     offer: tuple[str, ...] = ()  # desks the caller's words pointed to, to confirm or choose
     appeal: str | None = None  # the appeal type understood from the caller's words
+    # The digest of the config the call started on: a reload mid-call does not move it.
+    config: str | None = None
 
     def to_params(self) -> dict[str, str]:
         params = {"lang": self.lang, "node": self.node}
@@ -47,6 +49,8 @@ class CallState:
             params["offer"] = SEPARATOR.join(self.offer)
         if self.appeal:
             params["appeal"] = self.appeal
+        if self.config:
+            params["cfg"] = self.config
         return params
 
     @classmethod
@@ -63,6 +67,7 @@ class CallState:
             loop=_count(params.get("loop")),
             offer=_words(params.get("offer")),
             appeal=_word(params.get("appeal")),
+            config=_word(params.get("cfg")),
         )
 
 

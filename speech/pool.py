@@ -10,6 +10,7 @@ import asyncio
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -75,12 +76,21 @@ _worker_settings: Engines | None = None
 def _start_worker(engines: Engines, warm_grammar: dict[str, tuple[str, ...]]) -> None:
     global _worker_settings
     _worker_settings = engines
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     _worker_engines.update(engines.build())
     # A recognizer's first decode is slow; pay it now, not on a caller's time.
     silence = Pcm(b"\x00\x01" * 8000, 8000)
     for lang, recognizer in _worker_engines.items():
         rate = recognizer.rate or 8000
         recognizer.transcribe(Pcm(silence.data * (rate // 8000), rate), warm_grammar.get(lang, ()))
+
+
+def _exit_with(parent: int) -> None:
+    """A worker whose server was killed outright (SIGKILL, the OOM killer) would wait for
+    work forever, holding its models' memory: it leaves when its parent is gone."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _recognise(
@@ -221,3 +231,7 @@ class SpeechPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """`close`, as `speech.service.SpeechService` has it."""
+        self.close()

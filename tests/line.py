@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -99,6 +100,13 @@ async def running_line(
     previous = structlog.get_config()  # a line inside another's test must not steal its log
     logs.configure("debug", stream=log)
     clock = SettableClock(now)
+    # Scenarios place many calls from one number and poll the API under a clock that
+    # stands still: no rate limits unless a test asks for them.
+    settings.setdefault("calls_per_caller_per_min", 0)
+    settings.setdefault("api_requests_per_token_per_min", 0)
+    # Each line its own spool file (a spool is one process's), gone with the line.
+    spool_dir = tempfile.TemporaryDirectory(prefix="hotline-spool-")
+    settings.setdefault("spool_path", Path(spool_dir.name) / "spool.db")
     app_settings = Settings(
         config_dir=config_dir,
         database_url=database_url,
@@ -121,4 +129,5 @@ async def running_line(
             yield Line(carrier, session, base, clock, log, app)
     finally:
         await server.close()
+        spool_dir.cleanup()
         structlog.configure(**previous)

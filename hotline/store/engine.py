@@ -26,12 +26,14 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, statement_timeout_ms: int = 2000) -> AsyncEngine:
+    """`hide_parameters`: a database error names its statement but not the values bound to
+    it (callers' numbers, their words), since errors go to the logs."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 5})
+        engine = create_async_engine(url, connect_args={"timeout": 5}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -39,12 +41,16 @@ def make_engine(url: str, *, statement_timeout_ms: int = 2000) -> AsyncEngine:
     # Twilio's 15 s budget.
     return create_async_engine(
         url,
+        hide_parameters=True,
         pool_size=10,
         max_overflow=10,
         pool_timeout=2,
         pool_pre_ping=True,
         connect_args={
             "timeout": 3,
+            # The statement timeout is the server's; this one is the client's, for a network
+            # that holds the bytes (a write left running past a webhook's budget ends here).
+            "command_timeout": max(1.0, 2 * statement_timeout_ms / 1000),
             "server_settings": {"statement_timeout": str(statement_timeout_ms)},
         },
     )

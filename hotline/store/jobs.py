@@ -276,6 +276,20 @@ class JobStore:
             )
             return [dict(r._mapping) for r in rows]
 
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """Jobs by (kind, state), every pair present (0 when there is none)."""
+        found = {(kind.value, state.value): 0 for kind in JobKind for state in JobState}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(callback_jobs.c.kind, callback_jobs.c.state, func.count()).group_by(
+                    callback_jobs.c.kind, callback_jobs.c.state
+                )
+            )
+            for kind, state, count in rows:
+                if (str(kind), str(state)) in found:
+                    found[str(kind), str(state)] = int(count)
+        return found
+
     async def _recover_lost(
         self, conn: AsyncConnection, now: datetime, policy: CallbackPolicy
     ) -> None:

@@ -215,3 +215,16 @@ callback_jobs = Table(
     Index(None, "state", "not_before"),
     Index(None, "ticket_id"),
 )
+
+# The ticket operations already applied, by idempotency key (the CallSid and Twilio's
+# idempotency token of the webhook): a retried webhook, or a spooled operation replayed after
+# its first attempt did reach the database, is applied once. Written in the transaction of
+# the change; old keys are pruned (see store/durable.py).
+ticket_operations = Table(
+    "ticket_operations",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Index(None, "at"),
+)

@@ -20,6 +20,7 @@ from hotline.store.tables import (
     recordings,
     ticket_counters,
     ticket_history,
+    ticket_operations,
     tickets,
 )
 from ivr.actions import TicketChange
@@ -87,8 +88,16 @@ class TicketStore:
             if number is not None:
                 return number
         try:
+            sequence = None
+            if self.engine.dialect.name == "postgresql":
+                # The day's counter is one row that every new call updates. In a transaction
+                # of its own it stays locked for one statement, not for the ticket's inserts
+                # too (round trips on a busy event loop), so new calls do not queue behind
+                # each other. An insert that then fails leaves a gap in the day's numbers.
+                async with self.engine.begin() as conn:
+                    sequence = await self._next_sequence(conn, self._day(at))
             async with self.engine.begin() as conn:
-                return await self._create(conn, call, at)
+                return await self._create(conn, call, at, sequence)
         except IntegrityError:
             # Another process created it between our look and our insert: use theirs.
             async with self.engine.begin() as conn:
@@ -97,14 +106,27 @@ class TicketStore:
                 raise
             return number
 
-    async def apply(self, call: CallRef, changes: Sequence[TicketChange], at: datetime) -> None:
-        """Record what the call flow decided; a retried webhook changes nothing twice."""
+    async def apply(
+        self,
+        call: CallRef,
+        changes: Sequence[TicketChange],
+        at: datetime,
+        *,
+        key: str | None = None,
+    ) -> None:
+        """Record what the call flow decided; a retried webhook changes nothing twice.
+
+        `key` names this operation (the webhook's idempotency token): one already applied is
+        skipped whole, so a retry or a replay from the spool is applied exactly once.
+        """
         if not changes:
             return
         for _ in range(2):
             async with self.engine.begin() as conn:
                 row = await self._locked(conn, call.call_sid)
                 if row is not None:
+                    if not await _first_time(conn, key, row["id"], at):
+                        return
                     for change in changes:
                         row = await self._apply_one(conn, row, change, at)
                     return
@@ -112,15 +134,30 @@ class TicketStore:
             await self.open(call, at)
 
     async def end_call(
-        self, call: CallRef, call_status: str, duration_s: int | None, at: datetime
+        self,
+        call: CallRef,
+        call_status: str,
+        duration_s: int | None,
+        at: datetime,
+        *,
+        key: str | None = None,
     ) -> None:
         for _ in range(2):
             async with self.engine.begin() as conn:
                 row = await self._locked(conn, call.call_sid)
                 if row is not None:
-                    await self._end(conn, row, call_status, duration_s, at)
+                    if await _first_time(conn, key, row["id"], at):
+                        await self._end(conn, row, call_status, duration_s, at)
                     return
             await self.open(call, at)
+
+    async def forget_operations(self, before: datetime) -> int:
+        """Drop the keys of operations applied before `before`; how many went."""
+        async with self.engine.begin() as conn:
+            gone = await conn.execute(
+                ticket_operations.delete().where(ticket_operations.c.at < before)
+            )
+        return int(gone.rowcount or 0)
 
     async def wants_voicemail(self, call_sid: str) -> bool:
         async with self.engine.connect() as conn:
@@ -242,9 +279,16 @@ class TicketStore:
         found = await conn.scalar(select(tickets.c.number).where(tickets.c.call_sid == call_sid))
         return str(found) if found is not None else None
 
-    async def _create(self, conn: AsyncConnection, call: CallRef, at: datetime) -> str:
+    def _day(self, at: datetime) -> str:
+        return at.astimezone(self._zone).date().strftime("%Y%m%d")
+
+    async def _create(
+        self, conn: AsyncConnection, call: CallRef, at: datetime, sequence: int | None = None
+    ) -> str:
         day = at.astimezone(self._zone).date()
-        number = ticket_number(day, await self._next_sequence(conn, day.strftime("%Y%m%d")))
+        if sequence is None:
+            sequence = await self._next_sequence(conn, self._day(at))
+        number = ticket_number(day, sequence)
         result = await conn.execute(
             tickets.insert().values(
                 number=number,
@@ -479,6 +523,21 @@ async def ticket_view(conn: AsyncConnection, number: str) -> dict[str, Any] | No
         for r in recs
     ]
     return ticket
+
+
+async def _first_time(conn: AsyncConnection, key: str | None, ticket_id: int, at: datetime) -> bool:
+    """Note `key` as applied, in the change's own transaction; False if it already was.
+
+    Asked with the ticket's row locked (PostgreSQL) or the write lock held (SQLite), so two
+    attempts of one operation are serialised and the second finds the first's key.
+    """
+    if key is None:
+        return True
+    known = await conn.scalar(select(ticket_operations.c.key).where(ticket_operations.c.key == key))
+    if known is not None:
+        return False
+    await conn.execute(ticket_operations.insert().values(key=key, ticket_id=ticket_id, at=at))
+    return True
 
 
 async def _mark_overdue(conn: AsyncConnection, call_sid: str) -> bool:

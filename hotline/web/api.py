@@ -14,8 +14,9 @@ from sqlalchemy import text
 from hotline.access import identify
 from hotline.pins import hash_pin
 from hotline.store.casework import due_condition, visible_to
-from hotline.store.tickets import CallRef, TicketQuery
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, STORE
+from hotline.store.tickets import MAX_PAGE, CallRef, TicketQuery
+from hotline.web import openapi
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, SHARED, STORE, TICKETS
 from hotline.web.staff import directory
 from ivr.actions import TicketChange
 from routing.acd import Agent, AgentState, DeskLevel, Outcome
@@ -46,7 +47,7 @@ DEPARTMENT_ROUTES = frozenset(
 
 @web.middleware
 async def require_token(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") and request.path != openapi.PATH:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         caller = (
             identify(
@@ -77,7 +78,9 @@ async def require_token(request: web.Request, handler: Any) -> web.StreamRespons
         request[CALLER] = caller
     try:
         response: web.StreamResponse = await handler(request)
-    except web.HTTPException:
+    except web.HTTPException as exc:
+        if request.path.startswith("/api/"):
+            raise _as_json(exc) from None
         raise
     except Exception:
         if not request.path.startswith("/api/"):
@@ -91,6 +94,31 @@ async def require_token(request: web.Request, handler: Any) -> web.StreamRespons
     return response
 
 
+# aiohttp's own refusals, which answer in plain text, as the API's stable error ids.
+_HTTP_ERRORS = {
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+}
+
+
+def _as_json(exc: web.HTTPException) -> web.HTTPException:
+    """An error raised by aiohttp itself (no such route, a body over the limit) in the
+    API's JSON shape; the API's own errors, already JSON, pass unchanged."""
+    if exc.status < 400 or exc.content_type == "application/json":
+        return exc
+    code = _HTTP_ERRORS.get(exc.status, "bad-request" if exc.status < 500 else "server-error")
+    kept = {k: v for k, v in exc.headers.items() if k not in ("Content-Type", "Content-Length")}
+    message = (exc.text or exc.reason).removeprefix(f"{exc.status}: ")
+    converted = web.HTTPException(
+        text=web.json_response({"error": code, "message": message}).text,
+        content_type="application/json",
+        headers=kept,
+    )
+    converted.set_status(exc.status, exc.reason)
+    return converted
+
+
 async def healthz(request: web.Request) -> web.Response:
     live = request.app[CONFIG]
     database = "ok"
@@ -100,14 +128,22 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:
         log.exception("health_database_failed")
         database = "unreachable"
+    redis = await request.app[SHARED].check()
+    healthy = database == "ok" and redis != "unreachable" and not live.errors
     body = {
-        "status": "ok" if database == "ok" and not live.errors else "degraded",
+        "status": "ok" if healthy else "degraded",
         "config": {
             "digest": live.current.digest,
             "errors": live.errors,
             "warnings": list(live.current.warnings),
         },
         "database": database,
+        "redis": redis,
+        # Ticket writes kept on this machine until the database takes them (store/spool.py).
+        "spool": {
+            "depth": request.app[TICKETS].spool.depth(),
+            "set_aside": request.app[TICKETS].spool.set_aside_count(),
+        },
     }
     return web.json_response(body)
 
@@ -137,7 +173,12 @@ async def list_tickets(request: web.Request) -> web.Response:
     )
     found, total = await request.app[STORE].search(query)
     return web.json_response(
-        {"tickets": found, "total": total, "limit": query.limit, "offset": query.offset}
+        {
+            "tickets": found,
+            "total": total,
+            "limit": max(1, min(query.limit, MAX_PAGE)),  # the page size the store used
+            "offset": query.offset,
+        }
     )
 
 
@@ -167,7 +208,7 @@ def _moment(raw: str | None, zone: Any, name: str, *, end_of_day: bool = False) 
             start = datetime.combine(day, time(0, 0), tzinfo=zone)
             return start + timedelta(days=1) if end_of_day else start
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date; or the day after 9999-12-31
         raise error(
             web.HTTPBadRequest,
             "invalid-parameter",

@@ -24,16 +24,20 @@ from hotline.callbacks.dialer import TwilioDialer
 from hotline.callbacks.dispatcher import Dispatcher
 from hotline.config import LoadedConfig
 from hotline.live_config import LiveConfig
+from hotline.metrics import Metrics
 from hotline.recordings import RecordingFetcher
 from hotline.settings import Settings
+from hotline.shared import open_shared
+from hotline.speech_queue import QueuedSpeech
 from hotline.store.agents import AgentStore
 from hotline.store.casework import CaseStore
+from hotline.store.durable import DurableTickets
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobStore
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander, speech_engines
 from hotline.voicemail import VoicemailReader
-from hotline.web import agents, api, calls, casework, live, outbound
+from hotline.web import agents, api, calls, casework, limits, live, metrics, openapi, outbound
 from hotline.web.keys import (
     AGENTS,
     CASEWORK,
@@ -43,9 +47,12 @@ from hotline.web.keys import (
     DIALER,
     DISPATCHER,
     JOBS,
+    METRICS,
     SETTINGS,
+    SHARED,
     SIGNATURES,
     STORE,
+    TICKETS,
     UNDERSTANDER,
     VOICEMAILS,
     Clock,
@@ -55,6 +62,7 @@ from hotline.web.twilio_in import SignatureCheck
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
 from speech.pool import SpeechPool
+from speech.service import SpeechService
 
 log = structlog.get_logger("hotline.web")
 
@@ -73,13 +81,21 @@ def make_app(
     """The whole server. `classifier`: one already trained on `config`'s examples."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[twilio_guard, api.require_token],
+        middlewares=[
+            metrics.timing,
+            twilio_guard,
+            api.require_token,
+            limits.api_rate_limit,
+            live.announce_changes,
+        ],
     )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
     app[CONFIG] = LiveConfig(config)
     app[CLOCK] = clock
     app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token, settings.twilio_webhook_shared_key)
     app[CLASSIFIERS] = ClassifierCache(config, classifier)
+    app.cleanup_ctx.append(_shared_state)
     app.cleanup_ctx.append(_resources)
     _routes(app)
     return app
@@ -96,6 +112,8 @@ def _routes(app: web.Application) -> None:
     app.router.add_post("/twilio/outbound-status", outbound.ended)
     app.router.add_post("/twilio/{hook}", calls.flow_hook)
     app.router.add_get("/healthz", api.healthz)
+    app.router.add_get(openapi.PATH, openapi.openapi)
+    app.router.add_get("/metrics", metrics.scrape)
     app.router.add_get("/api/tickets", api.list_tickets)
     app.router.add_get("/api/tickets/{number}", api.get_ticket)
     app.router.add_post("/api/tickets/{number}/outcome", api.set_outcome)
@@ -108,6 +126,20 @@ def _routes(app: web.Application) -> None:
     app.router.add_get("/api/live", live.live)
     app.router.add_get("/api/live/events", live.events)
     app.router.add_get("/live", live.page)
+
+
+async def _shared_state(app: web.Application) -> AsyncIterator[None]:
+    """Redis when `redis_url` is set (an unreachable one is logged and retried, never
+    fatal: the process counts and notifies locally meanwhile); else this process alone."""
+    settings = app[SETTINGS]
+    app[SHARED] = shared = await open_shared(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        timeout_s=settings.redis_timeout_s,
+        retry_s=settings.redis_retry_s,
+    )
+    yield
+    await shared.close()
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -127,6 +159,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         engine, plan.hours.zone, calendar=lambda: live.current.plan.tiers.calendar
     )
     app[JOBS] = JobStore(engine)
+    app[TICKETS] = DurableTickets.open(
+        app[STORE],
+        settings.spool_path,
+        app[CLOCK],
+        write_s=settings.ticket_write_budget_s,
+        read_s=settings.database_read_budget_s,
+    )
+    spool = app[TICKETS].spool
+    app[METRICS].set_spool_depth_source(lambda: float(spool.depth()))
+    replaying = asyncio.create_task(app[TICKETS].run(settings.spool_replay_every_s))
     dispatching = _dispatcher(app)
     due_watch = asyncio.create_task(_warn_due(app, settings.due_sweep_s))
     session = aiohttp.ClientSession()
@@ -140,25 +182,27 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         ),
         pool,
         app[CLASSIFIERS],
+        metrics=app[METRICS],
     )
     app[VOICEMAILS] = VoicemailReader(app[UNDERSTANDER], app[STORE], live, app[CLOCK])
     watcher = asyncio.create_task(live.watch(settings.config_poll_s))
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGHUP, live.reload)
+        loop.add_signal_handler(signal.SIGHUP, live.ask_reload)
     log.info("started", config=live.current.digest, database=engine.url.get_backend_name())
     yield
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.remove_signal_handler(signal.SIGHUP)
-    for task in (watcher, dispatching, due_watch):
+    for task in (watcher, dispatching, due_watch, replaying):
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     await app[DIALER].close()
+    await app[TICKETS].close()
     await app[VOICEMAILS].close()
     if pool is not None:
-        pool.close()
+        await pool.aclose()
     await session.close()
     await engine.dispose()
 
@@ -206,11 +250,20 @@ def _dispatcher(app: web.Application) -> asyncio.Task[None] | None:
     return asyncio.create_task(dispatcher.run(settings.dispatch_every_s))
 
 
-async def _speech_pool(settings: Settings, config: LoadedConfig) -> SpeechPool | None:
-    """Recognition workers, warmed up before the first call; None when speech is off."""
+async def _speech_pool(settings: Settings, config: LoadedConfig) -> SpeechService | None:
+    """Recognition workers, warmed up before the first call; None when speech is off.
+
+    With HOTLINE_SPEECH=queue and a Redis, the workers are `hotline speech-worker`
+    processes elsewhere and this server needs no model.
+    """
     if settings.speech_workers <= 0:
         log.info("speech_off", reason="no speech workers configured")
         return None
+    if settings.speech_mode == "queue":
+        if settings.redis_url:
+            log.info("speech_on", mode="queue", queue=settings.speech_queue)
+            return QueuedSpeech(settings.redis_url, settings.speech_queue)
+        log.warning("speech_queue_off", reason="HOTLINE_SPEECH=queue without HOTLINE_REDIS_URL")
     engines = speech_engines(settings.models_dir, config)
     zh = engines.zh_model
     if zh is not None and not (zh / "am" / "final.mdl").is_file():
@@ -221,6 +274,7 @@ async def _speech_pool(settings: Settings, config: LoadedConfig) -> SpeechPool |
     await pool.warm_up()
     log.info(
         "speech_on",
+        mode="local",
         workers=settings.speech_workers,
         zh=str(zh),
         en=str(engines.en_model or "pocketsphinx"),

@@ -8,14 +8,28 @@ the general desk, never to Twilio's "application error".
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 import structlog
 from aiohttp import web
 from multidict import MultiDict
 
+from hotline.store.durable import operation_key
 from hotline.store.tickets import CallRef
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE, UNDERSTANDER, VOICEMAILS
+from hotline.web.keys import (
+    AGENTS,
+    CLOCK,
+    CONFIG,
+    METRICS,
+    STORE,
+    TICKETS,
+    UNDERSTANDER,
+    VOICEMAILS,
+)
+from hotline.web.limits import caller_over_limit, refusal
+from hotline.web.metrics import count_flow
 from hotline.web.staff import directory
 from hotline.web.twilio_in import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
 from hotline.web.twiml import TwimlRenderer
@@ -43,6 +57,7 @@ from routing.tickets import QueueResult, RecordingKind
 log = structlog.get_logger("hotline.calls")
 
 FORM = web.RequestKey("twilio_form", MultiDict[str])
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 TWIML = "text/xml"
 
 
@@ -50,8 +65,23 @@ async def voice(request: web.Request) -> web.Response:
     """The number's Voice URL: a new call."""
     plan = request.app[CONFIG].current.plan
     hook = _form(request)
+    if await caller_over_limit(request, hook):
+        # Refused, but not lost: the call still has its ticket (this log line says why).
+        ticket = await _record(request, hook, [], opening=True)
+        log.info(
+            "webhook",
+            route="voice",
+            call_sid=hook.call_sid,
+            caller=hook.caller,
+            ticket=ticket,
+            outcome="refused:rate-limited",
+        )
+        request.app[METRICS].call_outcome("voice", "refused:rate-limited")
+        return twiml_response(plan, refusal(plan))
     now = request.app[CLOCK]()
-    return await _answer(request, plan, hook, initial_state(plan), CallStarted(at=now), "voice")
+    # The call keeps this config to its end, even if a reload comes in the meantime.
+    started = replace(initial_state(plan), config=request.app[CONFIG].current.digest)
+    return await _answer(request, plan, hook, started, CallStarted(at=now), "voice")
 
 
 async def flow_hook(request: web.Request) -> web.Response:
@@ -60,9 +90,12 @@ async def flow_hook(request: web.Request) -> web.Response:
         hook_name = Hook(request.match_info["hook"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    plan = request.app[CONFIG].current.plan
+    live = request.app[CONFIG]
     webhook = _form(request)
-    state = CallState.from_params(request.query, lang=plan.default_language, node=plan.root)
+    state = CallState.from_params(
+        request.query, lang=live.current.plan.default_language, node=live.current.plan.root
+    )
+    plan = live.for_call(state.config).plan  # the menus the call started on
     event = await _event(request, plan, hook_name, webhook, state)
     response = await _answer(request, plan, webhook, state, event, hook_name.value)
     if isinstance(event, Recorded) and state.desk is None and webhook.call_sid:
@@ -79,8 +112,12 @@ async def status(request: web.Request) -> web.Response:
     if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
         call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
         try:
-            await request.app[STORE].end_call(
-                call, webhook.call_status, webhook.call_duration_s, request.app[CLOCK]()
+            await request.app[TICKETS].end_call(
+                call,
+                webhook.call_status,
+                webhook.call_duration_s,
+                request.app[CLOCK](),
+                key=_operation_key(request, webhook.call_sid),
             )
             outcome = "call-ended"
         except Exception:
@@ -93,6 +130,7 @@ async def status(request: web.Request) -> web.Response:
         call_status=webhook.call_status,
         outcome=outcome,
     )
+    request.app[METRICS].call_outcome("status", outcome)
     return web.Response(
         text='<?xml version="1.0" encoding="UTF-8"?><Response />', content_type=TWIML
     )
@@ -141,7 +179,8 @@ async def _event(
 async def _waiting(request: web.Request, plan: IvrPlan, state: CallState) -> dict[str, int]:
     queues = plan.router.chain(state.desk or plan.general_desk)
     try:
-        return await request.app[STORE].waiting(queues, request.app[CLOCK]())
+        tickets = request.app[TICKETS]
+        return await tickets.budget.read(request.app[STORE].waiting(queues, request.app[CLOCK]()))
     except Exception:
         # Without counts the caller still joins the desk's own queue.
         log.exception("queue_counts_failed", queues=queues)
@@ -153,17 +192,22 @@ async def _agents_ready(request: web.Request, state: CallState) -> int | None:
     if desk is None:
         return None
     try:
-        return await request.app[AGENTS].ready_count(desk, await directory(request))
+        return await request.app[TICKETS].budget.read(_ready_count(request, desk))
     except Exception:
         log.exception("agent_states_failed", desk=desk)
         return None  # unknown: no overflow by time on a guess
 
 
+async def _ready_count(request: web.Request, desk: str) -> int:
+    return await request.app[AGENTS].ready_count(desk, await directory(request))
+
+
 async def _wants_voicemail(request: web.Request, webhook: Webhook) -> bool:
-    if not webhook.call_sid:
-        return True
+    tickets = request.app[TICKETS]
+    if not webhook.call_sid or tickets.spool.holds(webhook.call_sid):
+        return True  # the database's answer would be older than the spooled writes
     try:
-        return await request.app[STORE].wants_voicemail(webhook.call_sid)
+        return await tickets.budget.read(request.app[STORE].wants_voicemail(webhook.call_sid))
     except Exception:
         log.exception("ticket_read_failed", call_sid=webhook.call_sid)
         return True  # the only <Leave> we give is the caller's own request
@@ -186,15 +230,17 @@ async def _answer(
     changes = [a for a in actions if isinstance(a, TicketChange)]
     ticket = await _record(request, webhook, changes, opening=route == "voice")
     response = twiml_response(plan, actions)
+    outcome = _outcome(actions)
     log.info(
         "webhook",
         route=route,
         call_sid=webhook.call_sid,
         caller=webhook.caller,
         ticket=ticket,
-        outcome=_outcome(actions),
+        outcome=outcome,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
+    count_flow(request.app[METRICS], plan, route, state, event, actions, outcome)
     return response
 
 
@@ -228,17 +274,24 @@ async def _record(
         log.warning("webhook_without_call_sid", changes=[c.note for c in changes])
         return None
     call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
-    store = request.app[STORE]
     now = request.app[CLOCK]()
     try:
-        number = await store.open(call, now) if opening else None
-        await store.apply(call, changes, now)
-        return number
+        # Into the database, or (when it is away or slow) the local spool: either way the
+        # caller is routed now, and the ticket is written exactly once.
+        return await request.app[TICKETS].record(
+            call, changes, now, key=_operation_key(request, webhook.call_sid), opening=opening
+        )
     except Exception:
         log.exception(
             "ticket_write_failed", call_sid=webhook.call_sid, changes=[c.note for c in changes]
         )
         return None
+
+
+def _operation_key(request: web.Request, call_sid: str) -> str:
+    """Twilio sends a retried webhook with the same idempotency token: the same key."""
+    token = request.headers.get(IDEMPOTENCY_HEADER) or uuid.uuid4().hex
+    return operation_key(call_sid, token)
 
 
 def _outcome(actions: Sequence[Action]) -> str:

@@ -10,9 +10,12 @@ from aiohttp import web
 from hotline.callbacks.dialer import Dialer
 from hotline.callbacks.dispatcher import Dispatcher
 from hotline.live_config import LiveConfig
+from hotline.metrics import Metrics
 from hotline.settings import Settings
+from hotline.shared import SharedState
 from hotline.store.agents import AgentStore
 from hotline.store.casework import CaseStore
+from hotline.store.durable import DurableTickets
 from hotline.store.jobs import JobStore
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander
@@ -24,6 +27,8 @@ Clock = Callable[[], datetime]
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", LiveConfig)
 STORE = web.AppKey("store", TicketStore)
+# The webhooks' ticket writes: the store, or the local spool while the database is away.
+TICKETS = web.AppKey("tickets", DurableTickets)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SIGNATURES = web.AppKey("signatures", SignatureCheck)
 UNDERSTANDER = web.AppKey("understander", Understander)
@@ -33,4 +38,7 @@ CASEWORK = web.AppKey("casework", CaseStore)
 JOBS = web.AppKey("jobs", JobStore)
 DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # set when calls may be placed
+METRICS = web.AppKey("metrics", Metrics)
 VOICEMAILS = web.AppKey("voicemails", VoicemailReader)
+# Rate-limit counters and the live view's change notices: Redis, or this process alone.
+SHARED: web.AppKey[SharedState] = web.AppKey("shared")

@@ -13,14 +13,14 @@ from aiohttp import web
 from sqlalchemy import select
 
 from hotline.store.tables import tickets
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, SHARED, STORE
 from hotline.web.staff import directory
 from routing.acd import AgentState
 from routing.metrics import desk_metrics
 
 PAGE = Path(__file__).resolve().parent / "static" / "live.html"
-PUSH_EVERY_S = 1.0
 HEARTBEAT_EVERY_S = 15.0
+MIN_GAP_S = 0.3  # between two reads of one stream
 
 
 async def live(request: web.Request) -> web.Response:
@@ -33,7 +33,13 @@ async def page(request: web.Request) -> web.FileResponse:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: a snapshot whenever the line changes (checked every second)."""
+    """Server-sent events: a snapshot whenever the line changes.
+
+    A change announced by any process (Redis pub/sub, or this process alone) wakes the
+    stream at once; the line is also re-read every `live_poll_s`, which catches what no
+    notice covers (a Redis outage, waits growing longer) and stays the whole mechanism
+    when no notices arrive.
+    """
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -42,25 +48,41 @@ async def events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    changes = request.app[SHARED].changes
+    poll_s = request.app[SETTINGS].live_poll_s
+    loop = asyncio.get_running_loop()
     last = ""
-    quiet = 0.0
+    written = loop.time()
     while True:
+        woken = changes.token()
         current = await snapshot(request)
-        changes = {k: v for k, v in current.items() if k != "at"}
-        body = json.dumps(changes, sort_keys=True, ensure_ascii=False)
+        read = loop.time()
+        body = json.dumps({k: v for k, v in current.items() if k != "at"}, sort_keys=True)
         try:
             if body != last:
                 await response.write(
                     f"data: {json.dumps(current, ensure_ascii=False)}\n\n".encode()
                 )
-                last, quiet = body, 0.0
-            elif quiet >= HEARTBEAT_EVERY_S:
+                last, written = body, read
+            elif read - written >= HEARTBEAT_EVERY_S:
                 await response.write(b": still here\n\n")
-                quiet = 0.0
+                written = read
         except (ConnectionResetError, RuntimeError):
             break
-        await asyncio.sleep(PUSH_EVERY_S)
-        quiet += PUSH_EVERY_S
+        heartbeat_due = written + HEARTBEAT_EVERY_S - loop.time()
+        if await changes.wait(woken, max(0.0, min(poll_s, heartbeat_due))):
+            # A burst of webhooks makes one read, not one per webhook.
+            await asyncio.sleep(max(0.0, read + MIN_GAP_S - loop.time()))
+    return response
+
+
+@web.middleware
+async def announce_changes(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every webhook and every API change may change what the live view shows: tell the
+    live streams of every process once it is stored."""
+    response: web.StreamResponse = await handler(request)
+    if request.method != "GET" and request.path.startswith(("/twilio/", "/api/")):
+        await request.app[SHARED].announce()
     return response
 
 

@@ -1,0 +1,88 @@
+"""Rate limits: new calls a minute per caller number, requests a minute per API token.
+
+Counted in fixed one-minute windows of the app's clock, in the shared state (Redis across
+processes; this process alone while Redis is off or away).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from hotline.access import token_digest
+from hotline.shared import Window, digest
+from hotline.web.api import CALLER, error
+from hotline.web.keys import CLOCK, SETTINGS, SHARED
+from hotline.web.twilio_in import Webhook
+from ivr.actions import Action, Hangup, Say
+from ivr.model import IvrPlan
+
+log = structlog.get_logger("hotline.limits")
+
+WINDOW_S = 60
+# What a refused caller hears, in each language of the line (English for any other code).
+REFUSAL = {
+    "zh": "您好，这个号码刚才来电次数过多，请稍后再拨。谢谢。",
+    "en": "Sorry, this number has called too many times in the last minute. "
+    "Please call again a little later. Thank you.",
+}
+_DIALABLE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+# What Twilio puts in From when the caller's number is withheld (ANONYMOUS, RESTRICTED,
+# BLOCKED, UNKNOWN, UNAVAILABLE on a keypad): many callers, not one, so never limited.
+WITHHELD = frozenset({"+266696687", "+7378742833", "+2562533", "+86282452253", "+8656696687"})
+
+
+async def caller_over_limit(request: web.Request, webhook: Webhook) -> bool:
+    """Whether this new call is one too many from its number in the current minute. A
+    retried webhook of a call already counted keeps that call's first answer."""
+    limit = request.app[SETTINGS].calls_per_caller_per_min
+    number = webhook.caller
+    if limit <= 0 or webhook.call_sid is None or not countable(number):
+        return False
+    window = Window.of(request.app[CLOCK](), WINDOW_S)
+    rank = await request.app[SHARED].call_rank(digest(number), webhook.call_sid, window)
+    if rank <= limit:
+        return False
+    log.warning(
+        "caller_rate_limited", caller=number, call_sid=webhook.call_sid, calls=rank, limit=limit
+    )
+    return True
+
+
+def countable(number: str) -> bool:
+    return bool(_DIALABLE.match(number)) and number not in WITHHELD
+
+
+def refusal(plan: IvrPlan) -> list[Action]:
+    """A short apology in every language of the line, then the end of the call."""
+    said: list[Action] = [
+        Say(REFUSAL.get(lang.code, REFUSAL["en"]), lang.code) for lang in plan.languages
+    ]
+    return [*said, Hangup()]
+
+
+@web.middleware
+async def api_rate_limit(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Per bearer token, after it was accepted (`require_token` runs first)."""
+    limit = request.app[SETTINGS].api_requests_per_token_per_min
+    if limit > 0 and request.path.startswith("/api/") and CALLER in request:
+        token = request.headers.get("Authorization", "").partition(" ")[2]
+        now = request.app[CLOCK]()
+        window = Window.of(now, WINDOW_S)
+        used = await request.app[SHARED].count(f"api:{token_digest(token)[:20]}", window)
+        if used > limit:
+            retry_after = window.remaining_s(now)
+            log.warning("api_rate_limited", actor=request[CALLER].actor, path=request.path)
+            refused = error(
+                web.HTTPTooManyRequests,
+                "rate-limited",
+                f"more than {limit} requests a minute with this token; "
+                f"try again in {retry_after} s",
+            )
+            refused.headers["Retry-After"] = str(retry_after)
+            raise refused
+    response: web.StreamResponse = await handler(request)
+    return response

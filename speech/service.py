@@ -1,0 +1,36 @@
+"""What the understanding step needs of speech recognition, wherever it runs.
+
+Two services implement it: `speech.pool.SpeechPool` (worker processes of this server) and
+`hotline.speech_queue.QueuedSpeech` (`hotline speech-worker` processes fed through a job
+queue on Redis), so the speech capacity can grow apart from the webhook servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from speech.recognizer import Passes, Transcript
+
+
+class SpeechService(Protocol):
+    @property
+    def idle_workers(self) -> int:
+        """Workers free right now, as far as this process can tell (2 or more: a long
+        recording may be shared between two of them)."""
+        ...
+
+    async def recognise(
+        self,
+        raw: bytes,
+        lang: str,
+        grammar: Sequence[str],
+        timeout_s: float,
+        passes: Passes = "both",
+        parts: int = 1,
+    ) -> Transcript:
+        """The transcript of the WAV `raw`, within `timeout_s`; or `SpeechProblem` with the
+        stable id of what went wrong (`speech-timeout` past the deadline)."""
+        ...
+
+    async def aclose(self) -> None: ...
