@@ -93,12 +93,22 @@ class Budget:
     async def within(self, seconds: float, work: Awaitable[T]) -> T:
         task: asyncio.Task[T] = asyncio.ensure_future(work)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), seconds)
-        except TimeoutError:
-            if not task.done():
-                self._lingering.add(task)
-                task.add_done_callback(self._forget)
+            # asyncio.wait, not wait_for: on 3.11 wait_for can swallow the caller's own
+            # cancellation when the work finishes at that moment, and a task that ignores
+            # its cancel never stops (seen: a replayer that kept a shutdown waiting).
+            done, _ = await asyncio.wait({task}, timeout=seconds)
+        except asyncio.CancelledError:
+            self._linger(task)
             raise
+        if task in done:
+            return task.result()
+        self._linger(task)
+        raise TimeoutError(f"no answer within {seconds} s")
+
+    def _linger(self, task: asyncio.Task[Any]) -> None:
+        if not task.done():
+            self._lingering.add(task)
+            task.add_done_callback(self._forget)
 
     async def read(self, work: Awaitable[T]) -> T:
         return await self.within(self.read_s, work)

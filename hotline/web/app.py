@@ -65,6 +65,7 @@ from speech.pool import SpeechPool
 from speech.service import SpeechService
 
 log = structlog.get_logger("hotline.web")
+STOP_WAIT_S = 5.0
 
 
 def utc_now() -> datetime:
@@ -193,11 +194,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     yield
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.remove_signal_handler(signal.SIGHUP)
-    for task in (watcher, dispatching, due_watch, replaying):
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    await _stop(watcher, dispatching, due_watch, replaying)
     await app[DIALER].close()
     await app[TICKETS].close()
     await app[VOICEMAILS].close()
@@ -205,6 +202,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await pool.aclose()
     await session.close()
     await engine.dispose()
+
+
+async def _stop(*tasks: asyncio.Task[None] | None) -> None:
+    """Cancel the background loops and wait for them, but not forever: a loop that does not
+    stop is named in the log, and shutdown goes on."""
+    running = [t for t in tasks if t is not None]
+    for task in running:
+        task.cancel()
+    if not running:
+        return
+    _, stuck = await asyncio.wait(running, timeout=STOP_WAIT_S)
+    for task in stuck:
+        log.warning("task_did_not_stop", task=repr(task.get_coro()))
 
 
 async def _warn_due(app: web.Application, every_s: float) -> None:
