@@ -33,7 +33,17 @@ def make_engine(url: str, *, statement_timeout_ms: int = 2000) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 5}, hide_parameters=True)
+        # One connection, so webhooks queue for it on the event loop. With several, each
+        # waiting writer polls SQLite's lock with sleeps that grow to 100 ms, and under a few
+        # dozen concurrent calls the writes convoy into seconds.
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 5},
+            hide_parameters=True,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=10,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
