@@ -8,6 +8,7 @@ import pytest
 
 from hotline.config import LoadedConfig, load_config
 from tests.databases import database_url
+from tests.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -31,3 +32,17 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     """Each test that takes this runs on SQLite and on a fresh PostgreSQL database."""
     async for url in database_url(request.param, tmp_path):
         yield url
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The test Redis (skips when it is down, unless HOTLINE_REQUIRE_REDIS=1)."""
+    return await redis_or_skip()
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own, its keys deleted afterwards."""
+    name = unique_prefix()
+    yield name
+    await drop_prefix(redis_url, name)

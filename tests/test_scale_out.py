@@ -19,21 +19,9 @@ from hotline.carrier.callers import QueueChoice, QueuePlan, ScriptedCaller
 from hotline.carrier.carrier import CallRecord
 from hotline.web.limits import REFUSAL
 from tests.line import ADMIN_TOKEN, Line, running_line
-from tests.redis_proxy import drop_prefix, redis_or_skip, redis_proxy, unique_prefix
+from tests.redis_proxy import redis_or_skip, redis_proxy, unique_prefix
 
 TO = "+8610123450000"
-
-
-@pytest.fixture
-async def redis_url() -> str:
-    return await redis_or_skip()
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    name = unique_prefix()
-    yield name
-    await drop_prefix(redis_url, name)
 
 
 def refused(call: CallRecord) -> bool:

@@ -5,30 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
 from structlog.testing import capture_logs
 
 from hotline.shared import ChangeSignal, LocalState, RedisState, Window, open_shared
 from tests.line import NOON
-from tests.redis_proxy import drop_prefix, redis_or_skip, redis_proxy, unique_prefix
+from tests.redis_proxy import redis_proxy, unique_prefix
 
 MINUTE = Window.of(NOON, 60)
 NEXT_MINUTE = Window.of(NOON + timedelta(seconds=60), 60)
-
-
-@pytest.fixture
-async def redis_url() -> str:
-    return await redis_or_skip()
-
-
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    name = unique_prefix()
-    yield name
-    await drop_prefix(redis_url, name)
 
 
 def test_windows_are_whole_minutes_of_the_clock() -> None:
