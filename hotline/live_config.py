@@ -34,18 +34,9 @@ class LiveConfig:
     def directory(self) -> Path:
         return self.current.directory
 
-    def reload(self) -> bool:
-        """Load the files again; keep the running config unless the new one is valid."""
-        self._fingerprint = _fingerprint(self.directory)
-        try:
-            loaded = load_config(self.directory)
-        except ConfigInvalid as exc:
-            return self._refuse(exc)
-        return self._take(loaded)
-
     async def reload_off_loop(self) -> bool:
-        """`reload`, with the loading (a second or so of YAML and checks) in a thread, so
-        webhooks are answered meanwhile."""
+        """Load the files again, in a thread (a second or so of YAML and checks) so webhooks
+        are answered meanwhile; keep the running config unless the new one is valid."""
         self._fingerprint = _fingerprint(self.directory)
         try:
             loaded = await asyncio.to_thread(load_config, self.directory)

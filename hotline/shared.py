@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -22,6 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+
+from hotline.access import token_digest
 
 log = structlog.get_logger("hotline.shared")
 
@@ -49,7 +50,7 @@ class Window:
 
 def digest(text: str) -> str:
     """A short stable name for a phone number or a token, so neither is stored in Redis."""
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return token_digest(text)[:20]
 
 
 class ChangeSignal:

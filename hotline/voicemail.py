@@ -14,11 +14,11 @@ from datetime import datetime
 import structlog
 
 from hotline.live_config import LiveConfig
-from hotline.store.tickets import CallRef, TicketStore
+from hotline.store.durable import DurableTickets, operation_key
+from hotline.store.tickets import CallRef
 from hotline.understanding import Understander
-from ivr.actions import TicketChange
 from ivr.events import Recording
-from routing.tiers import AppealType
+from ivr.flow import voicemail_understood
 
 log = structlog.get_logger("hotline.voicemail")
 
@@ -27,12 +27,12 @@ class VoicemailReader:
     def __init__(
         self,
         understander: Understander,
-        store: TicketStore,
+        tickets: DurableTickets,
         config: LiveConfig,
         clock: Callable[[], datetime],
     ) -> None:
         self._understander = understander
-        self._store = store
+        self._tickets = tickets
         self._config = config
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
@@ -57,26 +57,11 @@ class VoicemailReader:
 
     async def _read(self, call: CallRef, recording: Recording, lang: str) -> None:
         loaded = self._config.current
-        plan = loaded.plan
         try:
             understood = await self._understander.understand(recording, lang, loaded, call.call_sid)
-            top = understood.candidates[0] if understood.candidates else None
-            clear = top is not None and top[1] >= plan.dialogue.understanding.confirm_at
-            desk = plan.specialties.get(top[0]) if clear and top is not None else None
-            change = TicketChange(
-                note=f"voicemail understood: {desk.id}" if desk else "voicemail not clear",
-                understanding=understood,
-            )
-            if desk is not None:
-                appeal = understood.appeal
-                change = TicketChange(
-                    note=change.note,
-                    understanding=understood,
-                    specialty=desk.id,
-                    department=desk.department,
-                    appeal=appeal if appeal is not AppealType.UNKNOWN else None,
-                    tier=plan.tiers.tier_for(appeal, desk.tier_overrides),
-                )
-            await self._store.apply(call, [change], self._clock())
+            change = voicemail_understood(loaded.plan, understood)
+            # Through the spool like a webhook's write: a database outage loses nothing.
+            key = operation_key(call.call_sid, f"voicemail-read:{recording.sid}")
+            await self._tickets.record(call, [change], self._clock(), key=key)
         except Exception:
             log.exception("voicemail_reading_failed", call_sid=call.call_sid)

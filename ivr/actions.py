@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -66,6 +67,11 @@ class OutboundTarget:
 class Say:
     text: str
     lang: str
+
+
+def say(lang: str, text: Mapping[str, str], **values: object) -> Say:
+    """One of the line's phrases (a text per language), in `lang`, its placeholders filled."""
+    return Say(text[lang].format(**values) if values else text[lang], lang)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from ivr.actions import (
     Redirect,
     Say,
     TicketChange,
+    say,
 )
 from ivr.model import IvrPlan, Text
 from ivr.state import AgentCallState
@@ -129,21 +130,21 @@ def agent_step(
             ready = replace(state, tries=0)
             return ready, (
                 AgentChange(AgentState.READY, "logged in"),
-                _say(p.agent_ready, lang),
+                say(lang, p.agent_ready),
                 Redirect(AgentTarget(AgentHook.NEXT, ready)),
             )
         case PinChecked(ok=False):
             tries = state.tries + 1
             if tries >= MAX_PIN_TRIES:
-                return state, (_say(p.agent_locked, lang), Hangup())
+                return state, (say(lang, p.agent_locked), Hangup())
             again = AgentCallState(lang=lang, tries=tries)
             return again, (
-                _say(p.agent_wrong, lang),
+                say(lang, p.agent_wrong),
                 *_ask(plan, again, AgentHook.ID, p.agent_login),
             )
         case NextCaller(found=None):
             idle = replace(state, waits=state.waits + 1, caller=None)
-            said = () if state.waits else (_say(p.agent_idle, lang),)
+            said = () if state.waits else (say(lang, p.agent_idle),)
             # The wait is the carrier's: a silent Gather for its timeout (a key logs out),
             # then the next look. No loop runs on the server.
             return idle, (
@@ -153,7 +154,7 @@ def agent_step(
         case LogOut():
             return state, (
                 AgentChange(AgentState.OFFLINE, "logged out"),
-                _say(p.agent_bye, lang),
+                say(lang, p.agent_bye),
                 Hangup(),
             )
         case NextCaller(found=caller) if caller is not None:
@@ -161,7 +162,7 @@ def agent_step(
         case Connected(caller_sid=caller_sid):
             note = f"answered by agent {state.agent}"
             answered = TicketChange(note=note, answered_by=state.agent)
-            return state, (CallerTicket(caller_sid, answered), _say(p.agent_greet_caller, lang))
+            return state, (CallerTicket(caller_sid, answered), say(lang, p.agent_greet_caller))
         case DialEnded(status=status) if status != "completed":
             # Nobody was there after all (the caller hung up first): the next one.
             back = replace(state, caller=None)
@@ -172,7 +173,7 @@ def agent_step(
         case DialEnded():
             return state, (
                 AgentChange(AgentState.WRAP_UP, "call ended", state.caller),
-                Gather((_say(p.agent_wrap, lang),), AgentTarget(AgentHook.WRAP, state), wrap_up_s),
+                Gather((say(lang, p.agent_wrap),), AgentTarget(AgentHook.WRAP, state), wrap_up_s),
                 Redirect(AgentTarget(AgentHook.WRAP, state)),
             )
         case OutcomeKeyed(digits=digits):
@@ -223,19 +224,15 @@ def _wrapped(
     return ready, tuple(actions)
 
 
-def _say(text: Text, lang: str) -> Say:
-    return Say(text[lang], lang)
-
-
 def _ask(
     plan: IvrPlan, state: AgentCallState, hook: AgentHook, prompt: Text
 ) -> tuple[AgentAction, ...]:
     """Digits ended by #; silence ends the call (an agent line needs no hand-holding)."""
     gather = Gather(
-        (_say(prompt, state.lang),),
+        (say(state.lang, prompt),),
         AgentTarget(hook, state),
         plan.dialogue.gather_timeout_s,
         num_digits=8,
         finish_on_key="#",
     )
-    return (gather, _say(plan.prompts.agent_locked, state.lang), Hangup())
+    return (gather, say(state.lang, plan.prompts.agent_locked), Hangup())

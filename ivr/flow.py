@@ -27,6 +27,7 @@ from ivr.actions import (
     Say,
     Target,
     TicketChange,
+    say,
 )
 from ivr.events import (
     CallStarted,
@@ -89,7 +90,7 @@ def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
         case ChoiceAnswered(digits=digits):
             return _chosen(plan, state, digits)
         case RecordingMissing(kind=RecordingKind.VOICEMAIL):
-            return state, (_say(plan, state.lang, plan.prompts.voicemail_empty), Hangup())
+            return state, (say(state.lang, plan.prompts.voicemail_empty), Hangup())
         case RecordingMissing(kind=RecordingKind.DESCRIPTION):
             return _retry(plan, state, plan.prompts.no_input)
         case RoutingRequested(waiting=waiting):
@@ -114,13 +115,13 @@ def rescue(
     """
     state = _sanitised(plan, state)
     general = plan.specialties[plan.general_desk]
-    sorry = _say(plan, state.lang, plan.prompts.system_error)
+    sorry = say(state.lang, plan.prompts.system_error)
     if hook in (Hook.QUEUE_WAIT, Hook.QUEUE_KEY):
         return state, (Pause(plan.dialogue.queue.hold_pause_s),)
     if hook is Hook.QUEUE_DONE and result in (QueueResult.BRIDGED, QueueResult.HANGUP):
         return state, (Hangup(),)
     if hook is Hook.VOICEMAIL:
-        return state, (_say(plan, state.lang, plan.prompts.voicemail_thanks), Hangup())
+        return state, (say(state.lang, plan.prompts.voicemail_thanks), Hangup())
     if state.queue == general.queue:
         return state, (sorry, *_record_voicemail(plan, state))
     joined = replace(state, desk=general.id, queue=general.queue, loop=0)
@@ -136,17 +137,13 @@ def _sanitised(plan: IvrPlan, state: CallState) -> CallState:
     return state
 
 
-def _say(plan: IvrPlan, lang: str, text: Text, **values: object) -> Say:
-    return Say(text[lang].format(**values), lang)
-
-
 # -- opening ---------------------------------------------------------------------------------
 
 
 def _start(plan: IvrPlan, state: CallState, at: datetime) -> Step:
     if not plan.hours.is_open(at):
         return _closed(plan, state, at)
-    greeting = _say(plan, state.lang, plan.prompts.greeting)
+    greeting = say(state.lang, plan.prompts.greeting)
     return state, (
         TicketChange(note="call answered", language=state.lang),
         *_menu(plan, state, (greeting,)),
@@ -157,9 +154,7 @@ def _closed(plan: IvrPlan, state: CallState, at: datetime) -> Step:
     window = plan.hours.window_on(at.astimezone(plan.hours.zone).date()) or plan.hours.daily
     hours = window.describe()
     # Nobody has chosen a language yet: the closed message is said in every language.
-    notices = tuple(
-        _say(plan, code, plan.prompts.closed, hours=hours) for code in plan.language_codes()
-    )
+    notices = tuple(say(code, plan.prompts.closed, hours=hours) for code in plan.language_codes())
     change = TicketChange(
         note="line closed: voicemail",
         status=TicketStatus.VOICEMAIL,
@@ -223,7 +218,7 @@ def _key(plan: IvrPlan, state: CallState, digits: str) -> Step:
     if menu is None:
         # The menu was removed by a config change while this call was in it.
         restart = replace(state, node=plan.root, tries=0)
-        return restart, _menu(plan, restart, (_say(plan, state.lang, plan.prompts.invalid),))
+        return restart, _menu(plan, restart, (say(state.lang, plan.prompts.invalid),))
     key = digits.strip()
     if key == "":
         return _retry(plan, state, plan.prompts.no_input)
@@ -273,18 +268,18 @@ def _retry(plan: IvrPlan, state: CallState, sorry: Text) -> Step:
         gave_up = replace(state, tries=0)
         _, connect = _connect(plan, gave_up, plan.general_desk)
         return replace(gave_up, desk=plan.general_desk), (
-            _say(plan, state.lang, sorry),
-            _say(plan, state.lang, plan.prompts.too_many_tries),
+            say(state.lang, sorry),
+            say(state.lang, plan.prompts.too_many_tries),
             *connect,
         )
     again = replace(state, tries=tries)
-    return again, _menu(plan, again, (_say(plan, state.lang, sorry),))
+    return again, _menu(plan, again, (say(state.lang, sorry),))
 
 
 def _describe(plan: IvrPlan, state: CallState, prompt: Text | None = None) -> Step:
     settings = plan.dialogue.describe
     return state, (
-        _say(plan, state.lang, prompt or plan.prompts.describe),
+        say(state.lang, prompt or plan.prompts.describe),
         _record(Target(Hook.DESCRIBED, state), settings),
         # An empty recording does not call the action: Twilio runs the next verb.
         Redirect(Target(Hook.NO_INPUT, state)),
@@ -325,7 +320,7 @@ def _understood(
     if top is not None and top[1] >= settings.confirm_at:
         desk = plan.specialties[top[0]]
         offered = replace(state, offer=(desk.id,), tries=0)
-        announce = _say(plan, lang, plan.prompts.understood_confirm, desk=desk.display_name(lang))
+        announce = say(lang, plan.prompts.understood_confirm, desk=desk.display_name(lang))
         return offered, (
             change,
             Gather((announce,), Target(Hook.CONFIRM, offered), CONFIRM_TIMEOUT_S),
@@ -335,8 +330,7 @@ def _understood(
     if top is not None and len(known) >= 2 and top[1] >= settings.choose_at:
         first, second = (plan.specialties[d] for d, _ in known[:2])
         offered = replace(state, offer=(first.id, second.id), tries=0)
-        question = _say(
-            plan,
+        question = say(
             lang,
             plan.prompts.understood_choose,
             first=first.display_name(lang),
@@ -352,7 +346,7 @@ def _understood(
         _, describe = _describe(plan, again, plan.prompts.not_understood)
         return again, (change, *describe)
     menu = replace(state, node=plan.root, tries=0, offer=())
-    return menu, (change, *_menu(plan, menu, (_say(plan, lang, plan.prompts.use_keys),)))
+    return menu, (change, *_menu(plan, menu, (say(lang, plan.prompts.use_keys),)))
 
 
 def _confirmed(plan: IvrPlan, state: CallState, digits: str) -> Step:
@@ -402,7 +396,7 @@ def _connect(plan: IvrPlan, state: CallState, specialty_id: str) -> Step:
     desk = specialty.display_name(state.lang)
     return routed, (
         change,
-        _say(plan, state.lang, plan.prompts.connecting, desk=desk),
+        say(state.lang, plan.prompts.connecting, desk=desk),
         Redirect(Target(Hook.ROUTE, routed)),
     )
 
@@ -436,15 +430,13 @@ def _wait(plan: IvrPlan, state: CallState, event: QueueWaiting) -> Step:
     settings = plan.dialogue.queue
     position, avg_wait_s = event.position, event.avg_wait_s
     said: list[Action] = [
-        _say(plan, lang, plan.prompts.queue_next)
+        say(lang, plan.prompts.queue_next)
         if position <= 1
-        else _say(plan, lang, plan.prompts.queue_position, ahead=position - 1)
+        else say(lang, plan.prompts.queue_position, ahead=position - 1)
     ]
     if avg_wait_s > 0:
         said.append(
-            _say(
-                plan, lang, plan.prompts.queue_estimate, minutes=max(1, math.ceil(avg_wait_s / 60))
-            )
+            say(lang, plan.prompts.queue_estimate, minutes=max(1, math.ceil(avg_wait_s / 60)))
         )
     desk = plan.specialties.get(state.desk or "")
     overdue = desk is not None and event.waited_s >= desk.max_wait_s and event.agents_ready == 0
@@ -459,7 +451,7 @@ def _wait(plan: IvrPlan, state: CallState, event: QueueWaiting) -> Step:
     )
     actions: list[Action] = [*said, hold]
     if overdue or (state.loop + 1) % settings.offer_voicemail_every == 0:
-        offer = _say(plan, lang, plan.prompts.queue_offer_voicemail, key=VOICEMAIL_KEY)
+        offer = say(lang, plan.prompts.queue_offer_voicemail, key=VOICEMAIL_KEY)
         actions.append(
             Gather((offer,), Target(Hook.QUEUE_KEY, state), plan.dialogue.gather_timeout_s)
         )
@@ -531,15 +523,36 @@ def _to_voicemail(
         callback=True,
         queue_result=result,
     )
-    return state, (change, _say(plan, state.lang, prompt), *_record_voicemail(plan, state))
+    return state, (change, say(state.lang, prompt), *_record_voicemail(plan, state))
 
 
 def _record_voicemail(plan: IvrPlan, state: CallState) -> tuple[Action, ...]:
     return (
         _record(Target(Hook.VOICEMAIL, state), plan.dialogue.voicemail),
         # Silence: Twilio skips the action and runs on; the callback is booked all the same.
-        _say(plan, state.lang, plan.prompts.voicemail_empty),
+        say(state.lang, plan.prompts.voicemail_empty),
         Hangup(),
+    )
+
+
+def voicemail_understood(plan: IvrPlan, understanding: Understanding) -> TicketChange:
+    """What a message left with no desk chosen tells the ticket, once it is recognised.
+
+    Only a desk the caller would have been announced on the call (`confirm_at`) is taken:
+    nobody is there to say no.
+    """
+    known = [(d, s) for d, s in understanding.candidates if d in plan.specialties]
+    appeal = understanding.appeal if understanding.appeal is not AppealType.UNKNOWN else None
+    if not known or known[0][1] < plan.dialogue.understanding.confirm_at:
+        return TicketChange(note="voicemail not clear", understanding=understanding)
+    desk = plan.specialties[known[0][0]]
+    return TicketChange(
+        note=f"voicemail understood: {desk.id}",
+        understanding=understanding,
+        specialty=desk.id,
+        department=desk.department,
+        appeal=appeal,
+        tier=plan.tiers.tier_for(appeal or AppealType.UNKNOWN, desk.tier_overrides),
     )
 
 
@@ -551,4 +564,4 @@ def _voicemail_left(plan: IvrPlan, state: CallState, event: Recorded) -> Step:
         callback=True,
         recording=(event.kind, event.recording),
     )
-    return state, (change, _say(plan, state.lang, plan.prompts.voicemail_thanks), Hangup())
+    return state, (change, say(state.lang, plan.prompts.voicemail_thanks), Hangup())

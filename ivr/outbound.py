@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
 from ivr.actions import (
     Gather,
@@ -19,28 +18,23 @@ from ivr.actions import (
     Play,
     Prompt,
     Redirect,
-    Say,
     Target,
     Verb,
+    say,
 )
 from ivr.actions import Hook as CallerHook
-from ivr.model import IvrPlan, Text
+from ivr.model import IvrPlan
 from ivr.state import CallState, OutboundState
+from routing.tickets import Satisfaction
 
 MAX_TRIES = 2  # the intro said twice with no key: goodbye, the job retries later
 CONNECT_KEY, REPLAY_KEY = "1", "2"
 
 
-class Rating(StrEnum):
-    SATISFIED = "satisfied"
-    BASICALLY_SATISFIED = "basically-satisfied"
-    DISSATISFIED = "dissatisfied"
-
-
-RATING_KEYS: Mapping[str, Rating] = {
-    "1": Rating.SATISFIED,
-    "2": Rating.BASICALLY_SATISFIED,
-    "3": Rating.DISSATISFIED,
+RATING_KEYS: Mapping[str, Satisfaction] = {
+    "1": Satisfaction.SATISFIED,
+    "2": Satisfaction.BASICALLY_SATISFIED,
+    "3": Satisfaction.DISSATISFIED,
 }
 
 
@@ -74,7 +68,7 @@ OutboundEvent = Answered | Keyed | Silent
 class Rated:
     """The survey's answer: the edge stores it (and reopens the ticket when dissatisfied)."""
 
-    rating: Rating
+    rating: Satisfaction
 
 
 @dataclass(frozen=True)
@@ -88,66 +82,47 @@ OutboundAction = Verb | Rated | Heard
 def outbound_step(
     plan: IvrPlan, owed: OwedCallFacts, state: OutboundState, event: OutboundEvent
 ) -> tuple[OutboundState, tuple[OutboundAction, ...]]:
-    if owed.kind == "survey":
-        return _survey(plan, owed, state, event)
-    return _callback(plan, owed, state, event)
-
-
-def _callback(
-    plan: IvrPlan, owed: OwedCallFacts, state: OutboundState, event: OutboundEvent
-) -> tuple[OutboundState, tuple[OutboundAction, ...]]:
-    desk = _desk_name(plan, owed, state.lang)
+    lang = state.lang
+    survey = owed.kind == "survey"
+    desk_id = _desk_id(plan, owed)
+    desk = plan.specialties[desk_id].display_name(lang)
+    intro = say(
+        lang,
+        plan.prompts.survey_intro if survey else plan.prompts.callback_intro,
+        ticket=owed.ticket,
+        desk=desk,
+    )
     match event:
         case Answered(machine=True):
             return state, (Hangup(),)
         case Answered():
-            intro = _say(plan.prompts.callback_intro, state.lang, ticket=owed.ticket, desk=desk)
-            return state, (Heard(), _ask(state, (intro,)))
-        case Keyed(digits=d) if d.strip() == CONNECT_KEY:
-            route = CallState(lang=state.lang, node=plan.root, desk=_desk_id(plan, owed))
+            # A person heard the callback's message: that callback is done, whatever next.
+            return state, (*(() if survey else (Heard(),)), _ask(state, (intro,)))
+        case Keyed(digits=d) if survey and d.strip() in RATING_KEYS:
+            rating = RATING_KEYS[d.strip()]
+            said = [say(lang, plan.prompts.survey_thanks)]
+            if rating is Satisfaction.DISSATISFIED:
+                said.insert(0, say(lang, plan.prompts.survey_reopened))
+            return state, (Rated(rating), *said, Hangup())
+        case Keyed(digits=d) if not survey and d.strip() == CONNECT_KEY:
+            route = CallState(lang=lang, node=plan.root, desk=desk_id)
             return state, (
-                _say(plan.prompts.connecting, state.lang, desk=desk),
+                say(lang, plan.prompts.connecting, desk=desk),
                 Redirect(Target(CallerHook.ROUTE, route)),
             )
-        case Keyed(digits=d) if d.strip() == REPLAY_KEY:
+        case Keyed(digits=d) if not survey and d.strip() == REPLAY_KEY:
             again = replace(state, tries=0)
-            message: tuple[Prompt, ...] = (
-                (Play(owed.message_url),)
+            message: Prompt = (
+                Play(owed.message_url)
                 if owed.message_url
-                else (_say(plan.prompts.callback_no_message, state.lang),)
+                else say(lang, plan.prompts.callback_no_message)
             )
-            menu = _say(plan.prompts.callback_intro, state.lang, ticket=owed.ticket, desk=desk)
-            return again, (_ask(again, (*message, menu)),)
-    return _again(plan, state, plan.prompts.callback_intro, ticket=owed.ticket, desk=desk)
-
-
-def _survey(
-    plan: IvrPlan, owed: OwedCallFacts, state: OutboundState, event: OutboundEvent
-) -> tuple[OutboundState, tuple[OutboundAction, ...]]:
-    desk = _desk_name(plan, owed, state.lang)
-    match event:
-        case Answered(machine=True):
-            return state, (Hangup(),)
-        case Answered():
-            intro = _say(plan.prompts.survey_intro, state.lang, ticket=owed.ticket, desk=desk)
-            return state, (_ask(state, (intro,)),)
-        case Keyed(digits=d) if d.strip() in RATING_KEYS:
-            rating = RATING_KEYS[d.strip()]
-            said = [_say(plan.prompts.survey_thanks, state.lang)]
-            if rating is Rating.DISSATISFIED:
-                said.insert(0, _say(plan.prompts.survey_reopened, state.lang))
-            return state, (Rated(rating), *said, Hangup())
-    return _again(plan, state, plan.prompts.survey_intro, ticket=owed.ticket, desk=desk)
-
-
-def _again(
-    plan: IvrPlan, state: OutboundState, intro: Text, **values: str
-) -> tuple[OutboundState, tuple[OutboundAction, ...]]:
-    """No key or a wrong one: say it once more, then goodbye (the job retries later)."""
+            return again, (_ask(again, (message, intro)),)
+    # No key or a wrong one: the intro once more, then goodbye (the job retries later).
     tried = replace(state, tries=state.tries + 1)
     if tried.tries >= MAX_TRIES:
-        return tried, (_say(plan.prompts.outbound_goodbye, state.lang), Hangup())
-    return tried, (_ask(tried, (_say(intro, state.lang, **values),)),)
+        return tried, (say(lang, plan.prompts.outbound_goodbye), Hangup())
+    return tried, (_ask(tried, (intro,)),)
 
 
 def _ask(state: OutboundState, prompt: tuple[Prompt, ...]) -> Gather:
@@ -158,11 +133,3 @@ def _desk_id(plan: IvrPlan, owed: OwedCallFacts) -> str:
     if owed.desk is not None and owed.desk in plan.specialties:
         return owed.desk
     return plan.general_desk
-
-
-def _desk_name(plan: IvrPlan, owed: OwedCallFacts, lang: str) -> str:
-    return plan.specialties[_desk_id(plan, owed)].display_name(lang)
-
-
-def _say(text: Text, lang: str, **values: str) -> Say:
-    return Say(text[lang].format(**values), lang)

@@ -42,7 +42,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from routing.acd import Outcome
-from routing.tickets import CALL_PATH, TicketStatus, closes_on_call
+from routing.tickets import CALL_PATH, Satisfaction, TicketStatus, closes_on_call
 
 UNASSIGNED = "unassigned"
 TOTAL = "total"
@@ -57,12 +57,6 @@ _RESOLVED = frozenset({TicketStatus.RESOLVED, TicketStatus.CLOSED})
 class KpiDimension(StrEnum):
     DEPARTMENT = "department"
     DISTRICT = "district"
-
-
-class Satisfaction(StrEnum):
-    SATISFIED = "satisfied"
-    BASICALLY_SATISFIED = "basically-satisfied"
-    DISSATISFIED = "dissatisfied"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
+from routing.acd import Outcome
+from routing.tiers import FeedbackTier
+
 
 class TicketStatus(StrEnum):
     NEW = "new"
@@ -22,6 +25,14 @@ class TicketStatus(StrEnum):
     REOPENED = "reopened"
     CALLBACK_FAILED = "callback-failed"  # callbacks exhausted: manual follow-up
     CLOSED = "closed"
+
+
+class Satisfaction(StrEnum):
+    """The enterprise's answer to the satisfaction survey."""
+
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically-satisfied"
+    DISSATISFIED = "dissatisfied"
 
 
 class Channel(StrEnum):
@@ -69,7 +80,7 @@ def ticket_number(day: date, sequence: int) -> str:
 
 def closes_on_call(tier: str | None, outcome: str | None) -> bool:
     """An instant-tier matter answered on the call needs nothing more: its ticket closes."""
-    return tier == "instant" and outcome == "answered-on-call"
+    return tier == FeedbackTier.INSTANT and outcome == Outcome.ANSWERED
 
 
 # Statuses the call path may set; once a ticket is past them, its handling owns the status.

@@ -21,7 +21,7 @@ from hotline.store.jobs import JobKind, JobStore, owe_call
 from hotline.store.tables import callback_jobs, queue_members, tickets
 from hotline.web.keys import DISPATCHER, JOBS
 from ivr.actions import Gather, Hangup, Hook, Play, Redirect, Say, Target
-from ivr.outbound import Answered, Heard, Keyed, OwedCallFacts, Rated, Rating, outbound_step
+from ivr.outbound import Answered, Heard, Keyed, OwedCallFacts, Rated, outbound_step
 from ivr.state import OutboundState
 from routing.callbacks import (
     Attempt,
@@ -33,7 +33,7 @@ from routing.callbacks import (
     may_dial,
     owes_callback,
 )
-from routing.tickets import TicketStatus
+from routing.tickets import Satisfaction, TicketStatus
 from tests.line import ADMIN_TOKEN, AUTH_TOKEN, SHANGHAI, Line, running_line
 from tests.twilio_api import CallsApi, calls_api
 
@@ -117,7 +117,7 @@ def test_the_survey_takes_a_rating(shipped: Any) -> None:
     owed = OwedCallFacts("survey", "E20261130-000007", "tax-invoice", None)
     state = OutboundState(job=7, lang="zh")
     _, actions = outbound_step(shipped.plan, owed, state, Keyed("3"))
-    assert actions[0] == Rated(Rating.DISSATISFIED) and actions[-1] == Hangup()
+    assert actions[0] == Rated(Satisfaction.DISSATISFIED) and actions[-1] == Hangup()
     _, actions = outbound_step(shipped.plan, owed, state, Keyed("7"))
     assert isinstance(actions[0], Gather)  # asked once more
 

@@ -37,7 +37,7 @@ from ivr.events import (
     RoutingRequested,
     Understanding,
 )
-from ivr.flow import initial_state, rescue, step
+from ivr.flow import initial_state, rescue, step, voicemail_understood
 from ivr.model import IvrPlan
 from ivr.state import CallState
 from routing.hours import BusinessHours
@@ -362,3 +362,19 @@ def test_waiting_past_the_desks_maximum_with_nobody_ready_is_overdue(plan: IvrPl
     assert any(isinstance(a, Gather) and a.target.hook is Hook.QUEUE_KEY for a in actions)
     _, actions = step(plan, state, QueueWaiting(1, 0, waited_s=900, agents_ready=1))
     assert not changes(actions)  # someone of the desk is free: no overflow
+
+
+def test_a_clear_message_gives_its_ticket_the_desk_and_a_vague_one_does_not(
+    plan: IvrPlan,
+) -> None:
+    clear = Understanding(
+        "开出去的专票抵扣不了", (("tax-invoice", 0.93), ("tax-filing", 0.04)), AppealType.REQUEST
+    )
+    change = voicemail_understood(plan, clear)
+    assert (change.specialty, change.department) == ("tax-invoice", "tax-bureau")
+    assert change.appeal is AppealType.REQUEST
+    assert change.tier == plan.tiers.tier_for(AppealType.REQUEST)
+    vague = Understanding("你好", (("tax-invoice", 0.41), ("tax-filing", 0.38)), AppealType.UNKNOWN)
+    change = voicemail_understood(plan, vague)
+    assert change.specialty is None and change.tier is None
+    assert change.understanding == vague and change.note == "voicemail not clear"

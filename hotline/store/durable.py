@@ -113,9 +113,6 @@ class Budget:
     async def read(self, work: Awaitable[T]) -> T:
         return await self.within(self.read_s, work)
 
-    def lingering(self) -> int:
-        return len(self._lingering)
-
     async def close(self) -> None:
         for task in list(self._lingering):
             task.cancel()

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hotline.pins import verify_pin
 from hotline.store.tickets import CallRef
-from hotline.web.calls import FORM, twiml_response
+from hotline.web.calls import FORM, empty_twiml, twiml_response
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE
 from hotline.web.staff import directory
 from ivr.actions import Action, AgentHook, TicketChange
@@ -67,9 +67,7 @@ async def agent_status(request: web.Request) -> web.Response:
                 call_sid=call_sid,
             )
             await agents.release(status.agent_id)
-    return web.Response(
-        text='<?xml version="1.0" encoding="UTF-8"?><Response />', content_type="text/xml"
-    )
+    return empty_twiml()
 
 
 def _state(request: web.Request) -> AgentCallState:

@@ -185,7 +185,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[CLASSIFIERS],
         metrics=app[METRICS],
     )
-    app[VOICEMAILS] = VoicemailReader(app[UNDERSTANDER], app[STORE], live, app[CLOCK])
+    app[VOICEMAILS] = VoicemailReader(app[UNDERSTANDER], app[TICKETS], live, app[CLOCK])
     watcher = asyncio.create_task(live.watch(settings.config_poll_s))
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

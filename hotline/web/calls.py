@@ -131,9 +131,7 @@ async def status(request: web.Request) -> web.Response:
         outcome=outcome,
     )
     request.app[METRICS].call_outcome("status", outcome)
-    return web.Response(
-        text='<?xml version="1.0" encoding="UTF-8"?><Response />', content_type=TWIML
-    )
+    return empty_twiml()
 
 
 async def _event(
@@ -259,6 +257,13 @@ def _hook(name: str) -> Hook | None:
         return Hook(name)
     except ValueError:
         return None
+
+
+def empty_twiml() -> web.Response:
+    """The answer to a callback that needs no TwiML (a status callback, say)."""
+    return web.Response(
+        text='<?xml version="1.0" encoding="UTF-8"?><Response />', content_type=TWIML
+    )
 
 
 def twiml_response(plan: IvrPlan, actions: Sequence[Action]) -> web.Response:

@@ -12,7 +12,6 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from hotline.access import token_digest
 from hotline.shared import Window, digest
 from hotline.web.api import CALLER, error
 from hotline.web.keys import CLOCK, SETTINGS, SHARED
@@ -72,7 +71,7 @@ async def api_rate_limit(request: web.Request, handler: Any) -> web.StreamRespon
         token = request.headers.get("Authorization", "").partition(" ")[2]
         now = request.app[CLOCK]()
         window = Window.of(now, WINDOW_S)
-        used = await request.app[SHARED].count(f"api:{token_digest(token)[:20]}", window)
+        used = await request.app[SHARED].count(f"api:{digest(token)}", window)
         if used > limit:
             retry_after = window.remaining_s(now)
             log.warning("api_rate_limited", actor=request[CALLER].actor, path=request.path)

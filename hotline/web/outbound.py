@@ -11,7 +11,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from hotline.store.casework import TicketNotFound
-from hotline.web.calls import FORM, TWIML, twiml_response
+from hotline.web.calls import FORM, empty_twiml, twiml_response
 from hotline.web.keys import CASEWORK, CLOCK, CONFIG, JOBS
 from hotline.web.twilio_in import TERMINAL_CALL_STATUSES, parse_webhook
 from ivr.actions import Hangup, Verb
@@ -22,12 +22,12 @@ from ivr.outbound import (
     OutboundAction,
     OutboundEvent,
     Rated,
-    Rating,
     Silent,
     outbound_step,
 )
 from ivr.state import OutboundState
 from routing.casework import Caller, CaseAction, IllegalAction
+from routing.tickets import Satisfaction
 
 log = structlog.get_logger("hotline.outbound")
 
@@ -69,9 +69,7 @@ async def ended(request: web.Request) -> web.Response:
                 job_state=settled.state.value,
                 call_sid=webhook.call_sid,
             )
-    return web.Response(
-        text='<?xml version="1.0" encoding="UTF-8"?><Response />', content_type=TWIML
-    )
+    return empty_twiml()
 
 
 async def _step(
@@ -111,7 +109,7 @@ async def _record(
         case Rated(rating=rating):
             number = await request.app[JOBS].rate(job, call_sid, rating.value, now)
             log.info("survey_rated", ticket=number, rating=rating.value)
-            if number is not None and rating is Rating.DISSATISFIED:
+            if number is not None and rating is Satisfaction.DISSATISFIED:
                 await _reopen(request, number)
 
 
