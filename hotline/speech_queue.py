@@ -51,12 +51,6 @@ class QueuedSpeech:
     def queue(self) -> str:
         return self._queue
 
-    @property
-    def idle_workers(self) -> int:
-        # One job per recording from here: a worker shares a long recording between two of
-        # its own processes when they are idle, which only it can know.
-        return 1
-
     async def recognise(
         self,
         raw: bytes,
@@ -64,7 +58,6 @@ class QueuedSpeech:
         grammar: Sequence[str],
         timeout_s: float,
         passes: Passes = "both",
-        parts: int = 1,
     ) -> Transcript:
         job_id = uuid.uuid4().hex
         try:
@@ -75,7 +68,6 @@ class QueuedSpeech:
                     lang,
                     tuple(grammar),
                     passes,
-                    parts,
                     _job_id=job_id,
                     _queue_name=self._queue,
                     # Past the caller's deadline the job is useless: never start it.

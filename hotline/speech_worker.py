@@ -41,7 +41,6 @@ async def recognise(
     lang: str,
     grammar: tuple[str, ...],
     passes: Passes = "both",
-    parts: int = 1,
 ) -> Heard:
     """One recording of a waiting caller, within what is left of the caller's deadline."""
     pool: SpeechPool = ctx[POOL]
@@ -50,14 +49,12 @@ async def recognise(
     # The job's key expires at the caller's deadline, on Redis's own clock (no skew
     # between machines): what is left of it is this job's time.
     left_ms = int(await redis.pttl(job_key_prefix + ctx["job_id"]))
-    share = 1
     if left_ms == -2 or 0 <= left_ms < 50:
         heard = Heard(None, "speech-timeout", "the caller's deadline passed in the queue")
     else:
         budget_s = left_ms / 1000 if left_ms > 0 else UNBOUNDED_JOB_S
-        share = max(parts, 2 if pool.idle_workers >= 2 else 1)
         try:
-            heard = Heard(await pool.recognise(raw, lang, grammar, budget_s, passes, share))
+            heard = Heard(await pool.recognise(raw, lang, grammar, budget_s, passes))
         except SpeechProblem as exc:
             heard = Heard(None, exc.problem, exc.detail)
     log.info(
@@ -65,7 +62,6 @@ async def recognise(
         job=ctx["job_id"],
         lang=lang,
         passes=passes,
-        parts=share,
         left_ms=left_ms,
         problem=heard.problem,
         seconds=round(time.perf_counter() - started, 3),

@@ -97,7 +97,7 @@ class Understander:
             # The free pass first: when it is clear enough, the caller need not wait for
             # the grammar pass too (each costs about a tenth of the recording's length).
             transcript = await self._pool.recognise(
-                raw, lang, texts, max(0.05, deadline - loop.time()), "free", self._parts()
+                raw, lang, texts, max(0.05, deadline - loop.time()), "free"
             )
             result = classifier.classify(transcript.text, lang)
         except (FetchProblem, SpeechProblem) as exc:
@@ -106,7 +106,7 @@ class Understander:
         if top < config.plan.dialogue.understanding.confirm_at and not transcript.grammar:
             try:
                 restricted = await self._pool.recognise(
-                    raw, lang, texts, max(0.05, deadline - loop.time()), "grammar", self._parts()
+                    raw, lang, texts, max(0.05, deadline - loop.time()), "grammar"
                 )
             except SpeechProblem as exc:  # out of time: the free pass is what we have
                 log.info("speech_grammar_pass_skipped", call_sid=call_sid, problem=exc.problem)
@@ -141,13 +141,6 @@ class Understander:
             candidates=result.candidates,
             appeal=appeal,
         )
-
-    def _parts(self) -> int:
-        """Two idle workers share one recording (cut at a pause): the answer comes sooner.
-
-        Under load each worker takes its own caller instead.
-        """
-        return 2 if self._pool is not None and self._pool.idle_workers >= 2 else 1
 
     def _failed(
         self, problem: str, lang: str, call_sid: str | None, started: float, detail: str = ""

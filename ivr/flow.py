@@ -425,6 +425,13 @@ def _enqueue(joined: CallState, queue: str) -> Enqueue:
     )
 
 
+def waited_too_long(plan: IvrPlan, state: CallState, waited_s: int) -> bool:
+    """Past the desk's maximum wait: only then does it matter whether an agent is ready
+    (the edge asks the database for that count only then)."""
+    desk = plan.specialties.get(state.desk or "")
+    return desk is not None and waited_s >= desk.max_wait_s
+
+
 def _wait(plan: IvrPlan, state: CallState, event: QueueWaiting) -> Step:
     lang = state.lang
     settings = plan.dialogue.queue
@@ -438,8 +445,7 @@ def _wait(plan: IvrPlan, state: CallState, event: QueueWaiting) -> Step:
         said.append(
             say(lang, plan.prompts.queue_estimate, minutes=max(1, math.ceil(avg_wait_s / 60)))
         )
-    desk = plan.specialties.get(state.desk or "")
-    overdue = desk is not None and event.waited_s >= desk.max_wait_s and event.agents_ready == 0
+    overdue = waited_too_long(plan, state, event.waited_s) and event.agents_ready == 0
     if overdue:
         # Nobody of this desk is free and the caller has waited long enough: agents who
         # serve it as a backup desk may now take them, and a message is offered every round.

@@ -14,12 +14,6 @@ from speech.recognizer import Passes, Transcript
 
 
 class SpeechService(Protocol):
-    @property
-    def idle_workers(self) -> int:
-        """Workers free right now, as far as this process can tell (2 or more: a long
-        recording may be shared between two of them)."""
-        ...
-
     async def recognise(
         self,
         raw: bytes,
@@ -27,7 +21,6 @@ class SpeechService(Protocol):
         grammar: Sequence[str],
         timeout_s: float,
         passes: Passes = "both",
-        parts: int = 1,
     ) -> Transcript:
         """The transcript of the WAV `raw`, within `timeout_s`; or `SpeechProblem` with the
         stable id of what went wrong (`speech-timeout` past the deadline)."""

@@ -49,7 +49,7 @@ from ivr.events import (
     RecordingMissing,
     RoutingRequested,
 )
-from ivr.flow import initial_state, rescue, step
+from ivr.flow import initial_state, rescue, step, waited_too_long
 from ivr.model import IvrPlan
 from ivr.state import CallState
 from routing.tickets import QueueResult, RecordingKind
@@ -164,7 +164,11 @@ async def _event(
                 webhook.queue_position or 1,
                 webhook.avg_queue_time_s or 0,
                 webhook.queue_time_s or 0,
-                await _agents_ready(request, state),
+                # Every hold loop of every caller comes here: ask the database only when
+                # the flow will use the answer.
+                await _agents_ready(request, state)
+                if waited_too_long(plan, state, webhook.queue_time_s or 0)
+                else None,
             )
         case Hook.QUEUE_KEY:
             return QueueKeyPressed(webhook.digits or "")
