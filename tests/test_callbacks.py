@@ -4,6 +4,7 @@ Calls API, answered through the real signed webhooks; on SQLite and PostgreSQL."
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from hotline.callbacks.dialer import TwilioDialer
 from hotline.callbacks.dispatcher import Dispatcher
 from hotline.carrier.callers import QueueChoice, QueuePlan, Recording, ScriptedCaller
 from hotline.live_config import LiveConfig
+from hotline.logs import mask_number
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobKind, JobStore, owe_call
 from hotline.store.tables import callback_jobs, queue_members, tickets
@@ -260,7 +262,12 @@ async def test_a_number_the_api_refuses_counts_as_a_failed_attempt(
     assert len(api.refused) == 1
     [job] = await line.app[JOBS].jobs_of(number)
     assert (job["state"], job["attempts"], job["last_result"]) == ("pending", 1, "failed")
-    assert "21211" in line.log.getvalue() or "Invalid 'To'" in line.log.getvalue()
+    [refused] = [
+        event
+        for event in map(json.loads, line.log.getvalue().splitlines())
+        if event["event"] == "outbound_not_placed"
+    ]
+    assert "21211" in refused["error"] and refused["to"] == mask_number("+8613812348000")
 
 
 async def test_survey_after_resolution_reopens_a_dissatisfied_ticket(

@@ -331,13 +331,6 @@ async def test_a_slow_database_never_holds_a_webhook_past_2_s(
 # -- config reloads ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def config_copy(tmp_path: Path) -> Path:
-    copy = tmp_path / "config"
-    subprocess.run(["cp", "-r", str(CONFIG_DIR), str(copy)], check=True)
-    return copy
-
-
 class ReloadingCaller(ScriptedCaller):
     """Keys 2 (tax), then at the tax menu waits while the test changes the config."""
 

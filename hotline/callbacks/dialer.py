@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
-from twilio.base.exceptions import TwilioException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -74,6 +74,9 @@ class TwilioDialer:
                 machine_detection="Enable",
                 timeout=call.ring_timeout_s,
             )
+        except TwilioRestException as exc:
+            # Twilio's error code first: it is what its error pages are indexed by.
+            raise DialError(f"Twilio error {exc.code}: {exc.msg}"[:300]) from exc
         except TwilioException as exc:
             raise DialError(str(exc)[:300]) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
