@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 
 from hotline.carrier.callers import BridgeEnd, QueueChoice, QueuePlan, Recording, ScriptedCaller
 from hotline.logs import mask_number
 from hotline.store.engine import make_engine
 from hotline.web.keys import VOICEMAILS
-from tests.conftest import ROOT
 from tests.line import SHANGHAI, Line, running_line
+from tests.recordings import ACCOUNT, MODELS, require_model, serve_recordings
 
 DTMF_CALLER = "+8613912345678"
 VOICEMAIL_CALLER = "+8613700001111"
@@ -190,33 +188,15 @@ async def test_a_day_of_calls_logs_no_number_and_no_words(db_url: str) -> None:
 
 # -- with speech: the caller's own words ------------------------------------------------------
 
-AUDIO = ROOT / "tests" / "data" / "audio"
-MODELS = ROOT / "models"
-ACCOUNT = "AC" + "7" * 32
-
 
 @pytest_asyncio.fixture
 async def recordings() -> AsyncIterator[str]:
-    """Twilio's recordings API, serving the test recordings (auth is not what is tested)."""
-
-    async def serve(request: web.Request) -> web.Response:
-        path = AUDIO / f"{request.match_info['name']}.wav"
-        if not path.is_file():
-            return web.Response(status=404)
-        return web.Response(body=path.read_bytes(), content_type="audio/x-wav")
-
-    app = web.Application()
-    app.router.add_get("/Recordings/{name}.wav", serve)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+    async with serve_recordings() as store:
+        yield store.base
 
 
 async def test_what_callers_say_stays_on_their_ticket(recordings: str, tmp_path: Path) -> None:
-    assert (MODELS / "vosk-model-small-cn-0.22" / "am" / "final.mdl").is_file(), (
-        "run `hotline speech fetch-model` (make test does)"
-    )
+    require_model()
     said = Recording(duration=3.0, url=f"{recordings}/Recordings/tax_invoice_zh")
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'words.db'}"
     async with running_line(

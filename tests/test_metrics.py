@@ -10,8 +10,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
@@ -27,8 +25,9 @@ from hotline.web.keys import METRICS, TICKETS
 from hotline.web.metrics import is_local
 from ivr.events import Recording as TicketRecording
 from speech.pool import Engines, SpeechPool
-from tests.conftest import CONFIG_DIR, ROOT
-from tests.line import ADMIN_TOKEN, NOON, SHANGHAI, Line, running_line
+from tests.conftest import CONFIG_DIR
+from tests.line import ADMIN_TOKEN, AUTH_TOKEN, NOON, SHANGHAI, Line, running_line
+from tests.recordings import ACCOUNT, MODELS, require_model, serve_recordings
 
 NIGHT = datetime(2026, 11, 30, 2, 0, tzinfo=SHANGHAI)
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -213,29 +212,15 @@ def test_two_apps_count_apart() -> None:
 
 # -- speech: latency and real-time factor ----------------------------------------------------
 
-MODELS = ROOT / "models"
-AUDIO = ROOT / "tests" / "data" / "audio"
-
 
 @pytest_asyncio.fixture
 async def recordings() -> AsyncIterator[str]:
-    async def serve(request: web.Request) -> web.Response:
-        return web.Response(
-            body=(AUDIO / "tax_invoice_zh.wav").read_bytes(), content_type="audio/x-wav"
-        )
-
-    app = web.Application()
-    app.router.add_get("/Recordings/{name}.wav", serve)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+    async with serve_recordings() as store:
+        yield store.base
 
 
 async def test_speech_latency_and_real_time_factor(recordings: str) -> None:
-    assert (MODELS / "vosk-model-small-cn-0.22" / "am" / "final.mdl").is_file(), (
-        "run `hotline speech fetch-model` (make test does)"
-    )
+    require_model()
     config = load_config(CONFIG_DIR)
     metrics = Metrics()
     pool = SpeechPool(Engines(MODELS / "vosk-model-small-cn-0.22"), workers=1)
@@ -243,12 +228,12 @@ async def test_speech_latency_and_real_time_factor(recordings: str) -> None:
         await pool.warm_up()  # the model loads before the deadline starts
         async with aiohttp.ClientSession() as session:
             understander = Understander(
-                RecordingFetcher(session, "AC" + "7" * 32, "token", (recordings,)),
+                RecordingFetcher(session, ACCOUNT, AUTH_TOKEN, (recordings,)),
                 pool,
                 ClassifierCache(config),
                 metrics=metrics,
             )
-            said = TicketRecording(f"{recordings}/Recordings/said", "RE" + "1" * 32, 3)
+            said = TicketRecording(f"{recordings}/Recordings/tax_invoice_zh", "RE" + "1" * 32, 3)
             understood = await understander.understand(said, "zh", config, None)
             assert understood.problem is None and understood.candidates
             refused = TicketRecording("https://example.com/x", "RE" + "2" * 32, 3)

@@ -13,14 +13,11 @@ import struct
 import time
 import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiohttp import BasicAuth, web
-from aiohttp.test_utils import TestServer
 
 from hotline.carrier.callers import Recording, ScriptedCaller
 from hotline.carrier.carrier import CallRecord
@@ -31,14 +28,11 @@ from hotline.web.keys import VOICEMAILS
 from ivr.events import Recording as TicketRecording
 from routing.tiers import AppealType
 from speech.pool import Engines, SpeechPool
-from tests.conftest import CONFIG_DIR, ROOT
+from tests.conftest import CONFIG_DIR
 from tests.line import AUTH_TOKEN, SHANGHAI, Line, running_line
+from tests.recordings import ACCOUNT, AUDIO, MODELS, Recordings, require_model, serve_recordings
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-AUDIO = ROOT / "tests" / "data" / "audio"
-MODELS = ROOT / "models"
-ACCOUNT = "AC" + "7" * 32
 
 
 def wav(samples: list[int], rate: int = 8000) -> bytes:
@@ -51,56 +45,17 @@ def wav(samples: list[int], rate: int = 8000) -> bytes:
     return out.getvalue()
 
 
-@dataclass
-class Recordings:
-    """Twilio's recordings API as far as the service uses it: basic auth, `.wav`."""
-
-    files: dict[str, bytes] = field(default_factory=dict)
-    not_yet: dict[str, int] = field(default_factory=dict)  # 404s before it is "stored"
-    slow: set[str] = field(default_factory=set)
-    requests: list[str] = field(default_factory=list)
-    base: str = ""
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        self.requests.append(name)
-        auth = BasicAuth.decode(request.headers.get("Authorization", ""))
-        if (auth.login, auth.password) != (ACCOUNT, AUTH_TOKEN):
-            return web.Response(status=401)
-        if name in self.slow:
-            await asyncio.sleep(30)
-        if self.not_yet.get(name, 0) > 0:
-            self.not_yet[name] -= 1
-            return web.Response(status=404)
-        if name not in self.files:
-            return web.Response(status=404)
-        return web.Response(body=self.files[name], content_type="audio/x-wav")
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/Recordings/{name}"
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def recordings() -> AsyncIterator[Recordings]:
-    store = Recordings()
-    for path in AUDIO.glob("*.wav"):
-        store.files[path.stem] = path.read_bytes()
-    app = web.Application()
-    app.router.add_get("/Recordings/{name}.wav", store.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    store.base = str(server.make_url("")).rstrip("/")
-    yield store
-    await server.close()
+    async with serve_recordings() as store:
+        yield store
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def line(
     recordings: Recordings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Line]:
-    assert (MODELS / "vosk-model-small-cn-0.22" / "am" / "final.mdl").is_file(), (
-        "run `hotline speech fetch-model` (make test does)"
-    )
+    require_model()
     db = tmp_path_factory.mktemp("speech") / "speech.db"
     async with running_line(
         f"sqlite+aiosqlite:///{db}",

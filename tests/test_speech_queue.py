@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool, Redis
 
@@ -32,8 +30,9 @@ from hotline.speech_queue import RECOGNISE_JOB, QueuedSpeech
 from speech.pool import SpeechProblem
 from tests.conftest import CONFIG_DIR, ROOT
 from tests.line import Line, running_line
+from tests.recordings import ACCOUNT, AUDIO, MODELS, Recordings, require_model, serve_recordings
 from tests.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
-from tests.test_speech import ACCOUNT, AUDIO, MODELS, Recordings, enqueued, heard, spoken
+from tests.test_speech import enqueued, heard, spoken
 
 DEADLINE_S = 4.0  # recognition.deadline_s, as shipped
 TAX_INVOICE = AUDIO / "tax_invoice_zh.wav"  # 我们开出去的专票对方说抵扣不了
@@ -139,9 +138,7 @@ def prefix(redis_url: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped config, with the key menu after one recording not understood."""
-    assert (MODELS / "vosk-model-small-cn-0.22" / "am" / "final.mdl").is_file(), (
-        "run `hotline speech fetch-model` (make test does)"
-    )
+    require_model()
     config = tmp_path_factory.mktemp("queue") / "config"
     shutil.copytree(CONFIG_DIR, config)
     speech = config / "speech.yaml"
@@ -165,14 +162,8 @@ def worker(
 
 @pytest_asyncio.fixture
 async def recordings() -> AsyncIterator[Recordings]:
-    store = Recordings(files={"tax_invoice_zh": TAX_INVOICE.read_bytes()})
-    app = web.Application()
-    app.router.add_get("/Recordings/{name}.wav", store.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    store.base = str(server.make_url("")).rstrip("/")
-    yield store
-    await server.close()
+    async with serve_recordings({"tax_invoice_zh": TAX_INVOICE.read_bytes()}) as store:
+        yield store
 
 
 def queued_line(
