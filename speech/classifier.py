@@ -126,25 +126,19 @@ def _temperature(features: Any, labels: list[str], c: float) -> float:
     top-1 and top-3 stay those of the SVM itself.
     """
     y = np.array(labels)
-    scores, truth = [], []
     # One split (every third example held out) keeps the training under two seconds.
-    for fold in (0,):
-        held = np.arange(len(y)) % 3 == fold
-        model = LinearSVC(C=c).fit(features[~held], y[~held])
-        known = np.isin(y[held], model.classes_)
-        decision = model.decision_function(features[held])[known]
-        index = {label: i for i, label in enumerate(model.classes_)}
-        scores.append(decision)
-        truth.append(np.array([index[label] for label in y[held][known]]))
+    held = np.arange(len(y)) % 3 == 0
+    model = LinearSVC(C=c).fit(features[~held], y[~held])
+    known = np.isin(y[held], model.classes_)
+    decision = model.decision_function(features[held])[known]
+    index = {label: i for i, label in enumerate(model.classes_)}
+    true = np.array([index[label] for label in y[held][known]])
 
     def loss(t: float) -> float:
-        total = 0.0
-        for decision, true in zip(scores, truth, strict=True):
-            z = decision * t
-            z = z - z.max(axis=1, keepdims=True)
-            log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            total -= float(log_p[np.arange(len(true)), true].sum())
-        return total
+        z = decision * t
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return -float(log_p[np.arange(len(true)), true].sum())
 
     return float(minimize_scalar(loss, bounds=(0.1, 50.0), method="bounded").x)
 
