@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.jobs import JobKind, owe_call
 from hotline.store.tables import ticket_history, tickets
-from hotline.store.tickets import ticket_view
+from hotline.store.tickets import ticket_view, write_ticket
 from routing.calendar import WorkCalendar
 from routing.casework import (
     DONE,
@@ -119,22 +119,8 @@ class CaseStore:
                 detail["due_at"] = values["due_at"].isoformat()
             if action is CaseAction.RESOLVE:
                 await self._owe_survey(conn, row, at)
-            await conn.execute(
-                tickets.update()
-                .where(tickets.c.id == row["id"])
-                .values(**values, status=status.value, updated_at=at, version=row["version"] + 1)
-            )
-            changed = status is not current
-            await conn.execute(
-                ticket_history.insert().values(
-                    ticket_id=row["id"],
-                    at=at,
-                    actor=caller.actor,
-                    from_status=current.value if changed else None,
-                    to_status=status.value if changed else None,
-                    note=action.value,
-                    detail=detail,
-                )
+            await write_ticket(
+                conn, row, values, status, action.value, at, detail, actor=caller.actor
             )
             ticket = await ticket_view(conn, number)
         assert ticket is not None

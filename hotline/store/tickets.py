@@ -233,7 +233,7 @@ class TicketStore:
             "call_duration_s": duration_s,
             "call_ended_at": at,
         }
-        await self._write(
+        await write_ticket(
             conn, row, values, status, f"call {call_status}", at, {"duration_s": duration_s}
         )
         described = await conn.scalar(
@@ -429,7 +429,7 @@ class TicketStore:
         if not detail and status.value == row["status"]:
             return row  # a retried webhook: nothing new to record
         await self._track_queue(conn, row, change, status, at)
-        return await self._write(conn, row, values, status, change.note, at, detail)
+        return await write_ticket(conn, row, values, status, change.note, at, detail)
 
     async def _track_queue(
         self,
@@ -460,31 +460,34 @@ class TicketStore:
             result = change.queue_result.value if change.queue_result else status.value
             await _leave_queue(conn, row["this_call"], result, at)
 
-    async def _write(
-        self,
-        conn: AsyncConnection,
-        row: dict[str, Any],
-        values: dict[str, Any],
-        status: TicketStatus,
-        note: str,
-        at: datetime,
-        detail: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        previous = row["status"]
-        values = {**values, "status": status.value, "updated_at": at, "version": row["version"] + 1}
-        await conn.execute(tickets.update().where(tickets.c.id == row["id"]).values(**values))
-        await conn.execute(
-            ticket_history.insert().values(
-                ticket_id=row["id"],
-                at=at,
-                actor=SYSTEM,
-                from_status=previous if previous != status.value else None,
-                to_status=status.value if previous != status.value else None,
-                note=note,
-                detail=dict(detail),
-            )
+
+async def write_ticket(
+    conn: AsyncConnection,
+    row: Mapping[str, Any],
+    values: Mapping[str, Any],
+    status: TicketStatus,
+    note: str,
+    at: datetime,
+    detail: Mapping[str, Any],
+    actor: str = SYSTEM,
+) -> dict[str, Any]:
+    """One change of a locked ticket row: its fields, its status, a new version, and the
+    history entry that says who did it."""
+    previous = row["status"]
+    values = {**values, "status": status.value, "updated_at": at, "version": row["version"] + 1}
+    await conn.execute(tickets.update().where(tickets.c.id == row["id"]).values(**values))
+    await conn.execute(
+        ticket_history.insert().values(
+            ticket_id=row["id"],
+            at=at,
+            actor=actor,
+            from_status=previous if previous != status.value else None,
+            to_status=status.value if previous != status.value else None,
+            note=note,
+            detail=dict(detail),
         )
-        return {**row, **values}
+    )
+    return {**row, **values}
 
 
 async def ticket_view(conn: AsyncConnection, number: str) -> dict[str, Any] | None:
