@@ -49,8 +49,8 @@ async def key(request: web.Request) -> web.Response:
 
 async def ended(request: web.Request) -> web.Response:
     """The placed call's status callback: settle the attempt (once, however often it comes)."""
-    webhook = parse_webhook(_form(request))
     form = _form(request)
+    webhook = parse_webhook(form)
     if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
         policy = request.app[CONFIG].current.callbacks
         settled = await request.app[JOBS].settle(
