@@ -217,13 +217,14 @@ def _spool_replay(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         engine = make_engine(settings.database_url)
+        store = TicketStore(
+            engine, plan.hours.zone, plan.default_language, lambda: plan.tiers.calendar
+        )
         try:
             await upgrade(engine)
-            store = TicketStore(
-                engine, plan.hours.zone, plan.default_language, lambda: plan.tiers.calendar
-            )
             result, left = await replay_file(args.file, store, lambda: datetime.now(UTC))
         finally:
+            await store.aclose()
             await engine.dispose()
         print(f"applied {result.applied}, set aside {result.set_aside}, left {left}")
         for problem in result.errors:

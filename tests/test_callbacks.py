@@ -346,8 +346,8 @@ async def test_several_dispatchers_claim_each_job_exactly_once(db_url: str, ship
                 )
             )
             assert result.inserted_primary_key is not None
-            await owe_call(
-                conn,
+            await conn.run_sync(
+                owe_call,
                 ticket_id=result.inserted_primary_key[0],
                 kind=JobKind.CALLBACK,
                 desk=f"desk-{i % 8}",

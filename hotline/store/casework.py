@@ -119,8 +119,8 @@ class CaseStore:
                 detail["due_at"] = values["due_at"].isoformat()
             if action is CaseAction.RESOLVE:
                 await self._owe_survey(conn, row, at)
-            await write_ticket(
-                conn, row, values, status, action.value, at, detail, actor=caller.actor
+            await conn.run_sync(
+                write_ticket, row, values, status, action.value, at, detail, actor=caller.actor
             )
             ticket = await ticket_view(conn, number)
         assert ticket is not None
@@ -249,8 +249,8 @@ class CaseStore:
             .where(ticket_history.c.to_status == TicketStatus.RESOLVED.value)
         )
         n = int(before or 0) + 1
-        await owe_call(
-            conn,
+        await conn.run_sync(
+            owe_call,
             ticket_id=row["id"],
             kind=JobKind.SURVEY,
             desk=row["specialty"],

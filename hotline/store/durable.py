@@ -220,9 +220,9 @@ class DurableTickets:
     async def _perform(self, op: SpooledOp) -> str | None:
         match op.kind:
             case OpKind.RECORD:
-                number = await self.store.open(op.call, op.at) if op.opening else None
-                await self.store.apply(op.call, op.changes, op.at, key=op.key)
-                return number
+                return await self.store.record(
+                    op.call, op.changes, op.at, key=op.key, opening=op.opening
+                )
             case OpKind.END:
                 assert op.call_status is not None
                 await self.store.end_call(op.call, op.call_status, op.duration_s, op.at, key=op.key)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.tables import callback_jobs, recordings, ticket_history, tickets
@@ -30,8 +31,8 @@ class JobState(StrEnum):
     FAILED = "failed"  # attempts exhausted
 
 
-async def owe_call(
-    conn: AsyncConnection,
+def owe_call(
+    conn: Connection,
     *,
     ticket_id: int,
     kind: JobKind,
@@ -41,10 +42,10 @@ async def owe_call(
     at: datetime,
 ) -> bool:
     """Store a job in the caller's transaction; False when `dedupe` already has one."""
-    known = await conn.scalar(select(callback_jobs.c.id).where(callback_jobs.c.dedupe == dedupe))
+    known = conn.scalar(select(callback_jobs.c.id).where(callback_jobs.c.dedupe == dedupe))
     if known is not None:
         return False
-    await conn.execute(
+    conn.execute(
         callback_jobs.insert().values(
             ticket_id=ticket_id,
             kind=kind.value,

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hotline.store.engine import Transactions
 from hotline.store.jobs import JobKind, owe_call
 from hotline.store.tables import (
     callback_jobs,
@@ -43,6 +45,68 @@ SYSTEM = "ivr"
 STALE_QUEUE_AFTER = timedelta(hours=4)
 MAX_PAGE = 200
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# The call path's statements, built once: building a statement on every call, and its cache
+# key, cost more CPU than running it. (SQLite leaves out FOR UPDATE: its transactions began
+# IMMEDIATE, see store/engine.py.)
+_TICKET_OF_CALL = (
+    select(tickets).where(tickets.c.call_sid == bindparam("call_sid")).with_for_update()
+)
+_TICKET_BY_ID = select(tickets).where(tickets.c.id == bindparam("ticket_id")).with_for_update()
+_RETURNED_BY = select(callback_jobs.c.ticket_id).where(
+    callback_jobs.c.call_sid == bindparam("call_sid")
+)
+_UPDATE_TICKET = tickets.update().where(tickets.c.id == bindparam("ticket_id"))
+_ADD_TICKET = tickets.insert()
+_ADD_HISTORY = ticket_history.insert()
+_ADD_RECORDING = recordings.insert()
+_RECORDING = select(recordings.c.id).where(recordings.c.sid == bindparam("sid"))
+_DESCRIBED = (
+    select(func.count())
+    .select_from(recordings)
+    .where(recordings.c.ticket_id == bindparam("ticket_id"))
+    .where(recordings.c.kind == RecordingKind.DESCRIPTION.value)
+)
+_JOIN_QUEUE = queue_members.insert()
+# "member", not "call_sid": an update's parameter named after a column is a value to set.
+_FORGET_MEMBER = queue_members.delete().where(queue_members.c.call_sid == bindparam("member"))
+_IN_QUEUE = queue_members.c.call_sid == bindparam("member"), queue_members.c.left_at.is_(None)
+_LEAVE_QUEUE = queue_members.update().where(*_IN_QUEUE)
+_MARK_OVERDUE = queue_members.update().where(*_IN_QUEUE).where(queue_members.c.overdue.is_(False))
+_WANTS_VOICEMAIL = select(tickets.c.wants_voicemail).where(
+    tickets.c.call_sid == bindparam("call_sid")
+)
+_WAITING = (
+    select(queue_members.c.queue, func.count())
+    .where(queue_members.c.left_at.is_(None))
+    .where(queue_members.c.queue.in_(bindparam("queues", expanding=True)))
+    .where(queue_members.c.joined_at > bindparam("since"))
+    .group_by(queue_members.c.queue)
+)
+# Each dialect's "note this key unless it is there": one statement, not a look and an insert.
+_FIRST_TIME = {
+    "postgresql": postgresql.insert(ticket_operations).on_conflict_do_nothing(
+        index_elements=["key"]
+    ),
+    "sqlite": sqlite.insert(ticket_operations).on_conflict_do_nothing(index_elements=["key"]),
+}
+_NEXT_IN_DAY = {
+    "postgresql": postgresql.insert(ticket_counters)
+    .values(day=bindparam("day"), last=1)
+    .on_conflict_do_update(
+        index_elements=[ticket_counters.c.day], set_={"last": ticket_counters.c.last + 1}
+    )
+    .returning(ticket_counters.c.last),
+    "sqlite": sqlite.insert(ticket_counters)
+    .values(day=bindparam("day"), last=1)
+    .on_conflict_do_update(
+        index_elements=[ticket_counters.c.day], set_={"last": ticket_counters.c.last + 1}
+    )
+    .returning(ticket_counters.c.last),
+}
+
 
 @dataclass(frozen=True)
 class CallRef:
@@ -68,6 +132,8 @@ class TicketQuery:
 
 
 class TicketStore:
+    """Tickets of calls. Each webhook's operation is one transaction (see `Transactions`)."""
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -77,34 +143,19 @@ class TicketStore:
     ) -> None:
         """`calendar`: asked on every due date, so a reloaded holiday list counts at once."""
         self.engine = engine
+        self._tx = Transactions(engine)
         self._zone = zone
         self._language = default_language
         self._calendar = calendar
 
+    async def aclose(self) -> None:
+        await self._tx.aclose()
+
     async def open(self, call: CallRef, at: datetime) -> str:
         """The call's ticket number, creating the ticket on first sight of the CallSid."""
-        async with self.engine.begin() as conn:
-            number = await self._number_of(conn, call.call_sid)
-            if number is not None:
-                return number
-        try:
-            sequence = None
-            if self.engine.dialect.name == "postgresql":
-                # The day's counter is one row that every new call updates. In a transaction
-                # of its own it stays locked for one statement, not for the ticket's inserts
-                # too (round trips on a busy event loop), so new calls do not queue behind
-                # each other. An insert that then fails leaves a gap in the day's numbers.
-                async with self.engine.begin() as conn:
-                    sequence = await self._next_sequence(conn, self._day(at))
-            async with self.engine.begin() as conn:
-                return await self._create(conn, call, at, sequence)
-        except IntegrityError:
-            # Another process created it between our look and our insert: use theirs.
-            async with self.engine.begin() as conn:
-                number = await self._number_of(conn, call.call_sid)
-            if number is None:
-                raise
-            return number
+        number = await self.record(call, (), at, opening=True)
+        assert number is not None
+        return number
 
     async def apply(
         self,
@@ -119,19 +170,24 @@ class TicketStore:
         `key` names this operation (the webhook's idempotency token): one already applied is
         skipped whole, so a retry or a replay from the spool is applied exactly once.
         """
-        if not changes:
-            return
-        for _ in range(2):
-            async with self.engine.begin() as conn:
-                row = await self._locked(conn, call.call_sid)
-                if row is not None:
-                    if not await _first_time(conn, key, row["id"], at):
-                        return
-                    for change in changes:
-                        row = await self._apply_one(conn, row, change, at)
-                    return
-            # First sight of this call here (its first webhook was lost, say): open it.
-            await self.open(call, at)
+        if changes:
+            await self.record(call, changes, at, key=key)
+
+    async def record(
+        self,
+        call: CallRef,
+        changes: Sequence[TicketChange],
+        at: datetime,
+        *,
+        key: str | None = None,
+        opening: bool = False,
+    ) -> str | None:
+        """A webhook's whole operation in one transaction: the call's ticket (created on first
+        sight: the first webhook may have been lost), `changes` applied once under `key`;
+        the ticket number."""
+        if not changes and not opening:
+            return None
+        return await self._with_ticket(self._record_in, call, at, changes, key)
 
     async def end_call(
         self,
@@ -142,44 +198,20 @@ class TicketStore:
         *,
         key: str | None = None,
     ) -> None:
-        for _ in range(2):
-            async with self.engine.begin() as conn:
-                row = await self._locked(conn, call.call_sid)
-                if row is not None:
-                    if await _first_time(conn, key, row["id"], at):
-                        await self._end(conn, row, call_status, duration_s, at)
-                    return
-            await self.open(call, at)
+        await self._with_ticket(self._end_in, call, at, call_status, duration_s, key)
 
     async def forget_operations(self, before: datetime) -> int:
         """Drop the keys of operations applied before `before`; how many went."""
-        async with self.engine.begin() as conn:
-            gone = await conn.execute(
-                ticket_operations.delete().where(ticket_operations.c.at < before)
-            )
-        return int(gone.rowcount or 0)
+        return await self._tx.run(_forget_operations, before)
 
     async def wants_voicemail(self, call_sid: str) -> bool:
-        async with self.engine.connect() as conn:
-            found = await conn.scalar(
-                select(tickets.c.wants_voicemail).where(tickets.c.call_sid == call_sid)
-            )
-        return bool(found)
+        return await self._tx.run(_wants_voicemail, call_sid)
 
     async def waiting(self, queues: Sequence[str], now: datetime) -> dict[str, int]:
         """Callers waiting in each of `queues`, as the service's own queue view has them."""
         if not queues:
             return {}
-        query = (
-            select(queue_members.c.queue, func.count())
-            .where(queue_members.c.left_at.is_(None))
-            .where(queue_members.c.queue.in_(list(queues)))
-            .where(queue_members.c.joined_at > now - STALE_QUEUE_AFTER)
-            .group_by(queue_members.c.queue)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return {str(queue): int(count) for queue, count in rows}
+        return await self._tx.run(_waiting, tuple(queues), now)
 
     async def get(self, number: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
@@ -212,36 +244,93 @@ class TicketStore:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _end(
+    async def _with_ticket(
         self,
-        conn: AsyncConnection,
+        work: Callable[Concatenate[Connection, dict[str, Any], datetime, P], R],
+        call: CallRef,
+        at: datetime,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """`work` on the call's locked ticket row, in one transaction with its creation when
+        the ticket is new."""
+        sequence: int | None = None
+        for attempt in range(3):
+            try:
+                return await self._tx.run(
+                    self._on_ticket, work, call, at, sequence, *args, **kwargs
+                )
+            except _NeedsNumber:
+                # PostgreSQL: the day's counter is one row that every new call updates. In a
+                # transaction of its own it stays locked for one statement, not for the
+                # ticket's inserts too, so new calls do not queue behind each other. An
+                # insert that then fails leaves a gap in the day's numbers.
+                sequence = await self._tx.run(_next_sequence, self._day(at))
+            except IntegrityError:
+                # Another process created it between our look and our insert: use theirs.
+                if attempt == 2:
+                    raise
+        raise RuntimeError(f"no ticket for {call.call_sid} after three attempts")
+
+    def _on_ticket(
+        self,
+        conn: Connection,
+        work: Callable[Concatenate[Connection, dict[str, Any], datetime, P], R],
+        call: CallRef,
+        at: datetime,
+        sequence: int | None,
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        row = _locked(conn, call.call_sid)
+        if row is None:
+            if sequence is None and conn.dialect.name == "postgresql":
+                raise _NeedsNumber()
+            self._create(conn, call, at, sequence)
+            row = _locked(conn, call.call_sid)
+            assert row is not None
+        return work(conn, row, at, *args, **kwargs)
+
+    def _record_in(
+        self,
+        conn: Connection,
         row: dict[str, Any],
+        at: datetime,
+        changes: Sequence[TicketChange],
+        key: str | None,
+    ) -> str:
+        if changes and _first_time(conn, key, row["id"], at):
+            for change in changes:
+                row = self._apply_one(conn, row, change, at)
+        return str(row["number"])
+
+    def _end_in(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        at: datetime,
         call_status: str,
         duration_s: int | None,
-        at: datetime,
+        key: str | None,
     ) -> None:
-        if row["call_ended_at"] is not None:
+        if not _first_time(conn, key, row["id"], at) or row["call_ended_at"] is not None:
             return
         status = next_status(
             TicketStatus(row["status"]), status_at_call_end(TicketStatus(row["status"]))
         )
         if row["status"] == TicketStatus.IN_QUEUE.value:
             # The status callback overtook the Enqueue action: the caller hung up.
-            await _leave_queue(conn, row["this_call"], "hangup", at)
+            _leave_queue(conn, row["this_call"], "hangup", at)
         values = {
             "call_status": call_status,
             "call_duration_s": duration_s,
             "call_ended_at": at,
         }
-        await write_ticket(
+        write_ticket(
             conn, row, values, status, f"call {call_status}", at, {"duration_s": duration_s}
         )
-        described = await conn.scalar(
-            select(func.count())
-            .select_from(recordings)
-            .where(recordings.c.ticket_id == row["id"])
-            .where(recordings.c.kind == RecordingKind.DESCRIPTION.value)
-        )
+        described = conn.scalar(_DESCRIBED, {"ticket_id": row["id"]})
         owed = owes_callback(
             status,
             bool(row["callback_requested"]),
@@ -249,115 +338,44 @@ class TicketStore:
             answered=row["answered_by"] is not None or status is TicketStatus.ANSWERED,
         )
         if owed:
-            await self._owe_callback(conn, row, "call", at)
-
-    async def _owe_callback(
-        self, conn: AsyncConnection, row: dict[str, Any], reason: str, at: datetime
-    ) -> None:
-        if not diallable(row["caller"]):
-            await conn.execute(
-                ticket_history.insert().values(
-                    ticket_id=row["id"],
-                    at=at,
-                    actor=SYSTEM,
-                    note="callback owed, but the caller's number cannot be dialled",
-                    detail={"reason": reason},
-                )
-            )
-            return
-        await owe_call(
-            conn,
-            ticket_id=row["id"],
-            kind=JobKind.CALLBACK,
-            desk=row["specialty"],
-            not_before=at,  # the dispatcher waits for the line to open
-            dedupe=f"callback:{row['id']}:{reason}",
-            at=at,
-        )
-
-    async def _number_of(self, conn: AsyncConnection, call_sid: str) -> str | None:
-        found = await conn.scalar(select(tickets.c.number).where(tickets.c.call_sid == call_sid))
-        return str(found) if found is not None else None
+            _owe_callback(conn, row, "call", at)
 
     def _day(self, at: datetime) -> str:
         return at.astimezone(self._zone).date().strftime("%Y%m%d")
 
-    async def _create(
-        self, conn: AsyncConnection, call: CallRef, at: datetime, sequence: int | None = None
+    def _create(
+        self, conn: Connection, call: CallRef, at: datetime, sequence: int | None = None
     ) -> str:
         day = at.astimezone(self._zone).date()
         if sequence is None:
-            sequence = await self._next_sequence(conn, self._day(at))
+            sequence = _next_sequence(conn, self._day(at))
         number = ticket_number(day, sequence)
-        result = await conn.execute(
-            tickets.insert().values(
-                number=number,
-                call_sid=call.call_sid,
-                caller=call.caller,
-                called=call.called,
-                language=self._language,
-                menu_path=[],
-                channel=Channel.CALL.value,
-                appeal_type=AppealType.UNKNOWN.value,
-                status=TicketStatus.NEW.value,
-                callback_requested=False,
-                wants_voicemail=False,
-                created_at=at,
-                updated_at=at,
-                version=1,
-            )
+        result = conn.execute(
+            _ADD_TICKET,
+            {
+                "number": number,
+                "call_sid": call.call_sid,
+                "caller": call.caller,
+                "called": call.called,
+                "language": self._language,
+                "menu_path": [],
+                "channel": Channel.CALL.value,
+                "appeal_type": AppealType.UNKNOWN.value,
+                "status": TicketStatus.NEW.value,
+                "callback_requested": False,
+                "wants_voicemail": False,
+                "created_at": at,
+                "updated_at": at,
+                "version": 1,
+            },
         )
-        ticket_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-        await conn.execute(
-            ticket_history.insert().values(
-                ticket_id=ticket_id,
-                at=at,
-                actor=SYSTEM,
-                from_status=None,
-                to_status=TicketStatus.NEW.value,
-                note="call received",
-                detail={},
-            )
-        )
+        assert result.inserted_primary_key is not None
+        ticket_id = int(result.inserted_primary_key[0])
+        _add_history(conn, ticket_id, at, "call received", {}, to_status=TicketStatus.NEW.value)
         return number
 
-    async def _next_sequence(self, conn: AsyncConnection, day: str) -> int:
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        upsert = (
-            insert(ticket_counters)
-            .values(day=day, last=1)
-            .on_conflict_do_update(
-                index_elements=[ticket_counters.c.day],
-                set_={"last": ticket_counters.c.last + 1},
-            )
-            .returning(ticket_counters.c.last)
-        )
-        return int((await conn.execute(upsert)).scalar_one())
-
-    async def _locked(self, conn: AsyncConnection, call_sid: str) -> dict[str, Any] | None:
-        """The ticket of a call: the one it opened, or the one a callback call returns.
-
-        `this_call` is the call whose webhook this is: the queue view follows that call.
-        """
-        query = select(tickets).where(tickets.c.call_sid == call_sid)
-        returned = select(callback_jobs.c.ticket_id).where(callback_jobs.c.call_sid == call_sid)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = (await conn.execute(query)).first()
-        if row is None:
-            ticket_id = await conn.scalar(returned)
-            if ticket_id is None:
-                return None
-            query = select(tickets).where(tickets.c.id == ticket_id)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            row = (await conn.execute(query)).first()
-            if row is None:
-                return None
-        return {**row._mapping, "this_call": call_sid}
-
-    async def _apply_one(
-        self, conn: AsyncConnection, row: dict[str, Any], change: TicketChange, at: datetime
+    def _apply_one(
+        self, conn: Connection, row: dict[str, Any], change: TicketChange, at: datetime
     ) -> dict[str, Any]:
         values: dict[str, Any] = {}
         fields: Mapping[str, Any] = {
@@ -398,19 +416,18 @@ class TicketStore:
         }
         if change.recording is not None:
             kind, recording = change.recording
-            known = await conn.scalar(
-                select(recordings.c.id).where(recordings.c.sid == recording.sid)
-            )
+            known = conn.scalar(_RECORDING, {"sid": recording.sid})
             if known is None:
-                await conn.execute(
-                    recordings.insert().values(
-                        ticket_id=row["id"],
-                        kind=kind.value,
-                        sid=recording.sid,
-                        url=recording.url,
-                        duration_s=recording.duration_s,
-                        at=at,
-                    )
+                conn.execute(
+                    _ADD_RECORDING,
+                    {
+                        "ticket_id": row["id"],
+                        "kind": kind.value,
+                        "sid": recording.sid,
+                        "url": recording.url,
+                        "duration_s": recording.duration_s,
+                        "at": at,
+                    },
                 )
                 detail["recording"] = {
                     "kind": kind.value,
@@ -423,46 +440,100 @@ class TicketStore:
         if closes_on_call(values.get("feedback_tier", row["feedback_tier"]), values.get("outcome")):
             status = TicketStatus.CLOSED
         if change.outcome == Outcome.CALLBACK.value and row["outcome"] != change.outcome:
-            await self._owe_callback(conn, row, "agent", at)
-        if change.overdue and await _mark_overdue(conn, row["this_call"]):
+            _owe_callback(conn, row, "agent", at)
+        if change.overdue and _mark_overdue(conn, row["this_call"]):
             detail["overdue"] = True
         if not detail and status.value == row["status"]:
             return row  # a retried webhook: nothing new to record
-        await self._track_queue(conn, row, change, status, at)
-        return await write_ticket(conn, row, values, status, change.note, at, detail)
-
-    async def _track_queue(
-        self,
-        conn: AsyncConnection,
-        row: dict[str, Any],
-        change: TicketChange,
-        status: TicketStatus,
-        at: datetime,
-    ) -> None:
-        """Keep the service's view of who waits where in step with the ticket."""
-        if status is TicketStatus.IN_QUEUE and change.queue and row["status"] != status.value:
-            await conn.execute(
-                queue_members.delete().where(queue_members.c.call_sid == row["this_call"])
-            )
-            await conn.execute(
-                queue_members.insert().values(
-                    call_sid=row["this_call"],
-                    ticket_id=row["id"],
-                    desk=change.queue_desk or row["specialty"] or "",
-                    queue=change.queue,
-                    # A call the hotline placed to return one: served before first callers.
-                    callback=row["this_call"] != row["call_sid"],
-                    overdue=False,
-                    joined_at=at,
-                )
-            )
-        elif row["status"] == TicketStatus.IN_QUEUE.value and status is not TicketStatus.IN_QUEUE:
-            result = change.queue_result.value if change.queue_result else status.value
-            await _leave_queue(conn, row["this_call"], result, at)
+        _track_queue(conn, row, change, status, at)
+        return write_ticket(conn, row, values, status, change.note, at, detail)
 
 
-async def write_ticket(
-    conn: AsyncConnection,
+class _NeedsNumber(Exception):
+    """A new ticket on PostgreSQL: take the day's next number first, in its own transaction."""
+
+
+def _track_queue(
+    conn: Connection,
+    row: dict[str, Any],
+    change: TicketChange,
+    status: TicketStatus,
+    at: datetime,
+) -> None:
+    """Keep the service's view of who waits where in step with the ticket."""
+    if status is TicketStatus.IN_QUEUE and change.queue and row["status"] != status.value:
+        conn.execute(_FORGET_MEMBER, {"member": row["this_call"]})
+        conn.execute(
+            _JOIN_QUEUE,
+            {
+                "call_sid": row["this_call"],
+                "ticket_id": row["id"],
+                "desk": change.queue_desk or row["specialty"] or "",
+                "queue": change.queue,
+                # A call the hotline placed to return one: served before first callers.
+                "callback": row["this_call"] != row["call_sid"],
+                "overdue": False,
+                "joined_at": at,
+            },
+        )
+    elif row["status"] == TicketStatus.IN_QUEUE.value and status is not TicketStatus.IN_QUEUE:
+        result = change.queue_result.value if change.queue_result else status.value
+        _leave_queue(conn, row["this_call"], result, at)
+
+
+def _owe_callback(conn: Connection, row: dict[str, Any], reason: str, at: datetime) -> None:
+    if not diallable(row["caller"]):
+        note = "callback owed, but the caller's number cannot be dialled"
+        _add_history(conn, row["id"], at, note, {"reason": reason})
+        return
+    owe_call(
+        conn,
+        ticket_id=row["id"],
+        kind=JobKind.CALLBACK,
+        desk=row["specialty"],
+        not_before=at,  # the dispatcher waits for the line to open
+        dedupe=f"callback:{row['id']}:{reason}",
+        at=at,
+    )
+
+
+def _next_sequence(conn: Connection, day: str) -> int:
+    return int(conn.execute(_NEXT_IN_DAY[conn.dialect.name], {"day": day}).scalar_one())
+
+
+def _locked(conn: Connection, call_sid: str) -> dict[str, Any] | None:
+    """The ticket of a call: the one it opened, or the one a callback call returns.
+
+    `this_call` is the call whose webhook this is: the queue view follows that call.
+    SQLite: the transaction began IMMEDIATE (store/engine.py), which locks the database.
+    """
+    row = conn.execute(_TICKET_OF_CALL, {"call_sid": call_sid}).first()
+    if row is None:
+        ticket_id = conn.scalar(_RETURNED_BY, {"call_sid": call_sid})
+        if ticket_id is None:
+            return None
+        row = conn.execute(_TICKET_BY_ID, {"ticket_id": ticket_id}).first()
+        if row is None:
+            return None
+    return {**row._mapping, "this_call": call_sid}
+
+
+def _forget_operations(conn: Connection, before: datetime) -> int:
+    gone = conn.execute(ticket_operations.delete().where(ticket_operations.c.at < before))
+    return int(gone.rowcount or 0)
+
+
+def _wants_voicemail(conn: Connection, call_sid: str) -> bool:
+    return bool(conn.scalar(_WANTS_VOICEMAIL, {"call_sid": call_sid}))
+
+
+def _waiting(conn: Connection, queues: tuple[str, ...], now: datetime) -> dict[str, int]:
+    rows = conn.execute(_WAITING, {"queues": list(queues), "since": now - STALE_QUEUE_AFTER})
+    return {str(queue): int(count) for queue, count in rows.all()}
+
+
+def write_ticket(
+    conn: Connection,
     row: Mapping[str, Any],
     values: Mapping[str, Any],
     status: TicketStatus,
@@ -475,19 +546,44 @@ async def write_ticket(
     history entry that says who did it."""
     previous = row["status"]
     values = {**values, "status": status.value, "updated_at": at, "version": row["version"] + 1}
-    await conn.execute(tickets.update().where(tickets.c.id == row["id"]).values(**values))
-    await conn.execute(
-        ticket_history.insert().values(
-            ticket_id=row["id"],
-            at=at,
-            actor=actor,
-            from_status=previous if previous != status.value else None,
-            to_status=status.value if previous != status.value else None,
-            note=note,
-            detail=dict(detail),
-        )
+    conn.execute(_UPDATE_TICKET, {**values, "ticket_id": row["id"]})
+    moved = previous != status.value
+    _add_history(
+        conn,
+        row["id"],
+        at,
+        note,
+        detail,
+        actor=actor,
+        from_status=previous if moved else None,
+        to_status=status.value if moved else None,
     )
     return {**row, **values}
+
+
+def _add_history(
+    conn: Connection,
+    ticket_id: int,
+    at: datetime,
+    note: str,
+    detail: Mapping[str, Any],
+    *,
+    actor: str = SYSTEM,
+    from_status: str | None = None,
+    to_status: str | None = None,
+) -> None:
+    conn.execute(
+        _ADD_HISTORY,
+        {
+            "ticket_id": ticket_id,
+            "at": at,
+            "actor": actor,
+            "from_status": from_status,
+            "to_status": to_status,
+            "note": note,
+            "detail": dict(detail),
+        },
+    )
 
 
 async def ticket_view(conn: AsyncConnection, number: str) -> dict[str, Any] | None:
@@ -528,7 +624,7 @@ async def ticket_view(conn: AsyncConnection, number: str) -> dict[str, Any] | No
     return ticket
 
 
-async def _first_time(conn: AsyncConnection, key: str | None, ticket_id: int, at: datetime) -> bool:
+def _first_time(conn: Connection, key: str | None, ticket_id: int, at: datetime) -> bool:
     """Note `key` as applied, in the change's own transaction; False if it already was.
 
     Asked with the ticket's row locked (PostgreSQL) or the write lock held (SQLite), so two
@@ -536,31 +632,19 @@ async def _first_time(conn: AsyncConnection, key: str | None, ticket_id: int, at
     """
     if key is None:
         return True
-    known = await conn.scalar(select(ticket_operations.c.key).where(ticket_operations.c.key == key))
-    if known is not None:
-        return False
-    await conn.execute(ticket_operations.insert().values(key=key, ticket_id=ticket_id, at=at))
-    return True
-
-
-async def _mark_overdue(conn: AsyncConnection, call_sid: str) -> bool:
-    marked = await conn.execute(
-        queue_members.update()
-        .where(queue_members.c.call_sid == call_sid)
-        .where(queue_members.c.left_at.is_(None))
-        .where(queue_members.c.overdue.is_(False))
-        .values(overdue=True)
+    noted = conn.execute(
+        _FIRST_TIME[conn.dialect.name], {"key": key, "ticket_id": ticket_id, "at": at}
     )
+    return bool(noted.rowcount)
+
+
+def _mark_overdue(conn: Connection, call_sid: str) -> bool:
+    marked = conn.execute(_MARK_OVERDUE, {"member": call_sid, "overdue": True})
     return bool(marked.rowcount)
 
 
-async def _leave_queue(conn: AsyncConnection, call_sid: str, result: str, at: datetime) -> None:
-    await conn.execute(
-        queue_members.update()
-        .where(queue_members.c.call_sid == call_sid)
-        .where(queue_members.c.left_at.is_(None))
-        .values(left_at=at, result=result)
-    )
+def _leave_queue(conn: Connection, call_sid: str, result: str, at: datetime) -> None:
+    conn.execute(_LEAVE_QUEUE, {"member": call_sid, "left_at": at, "result": result})
 
 
 def _classification(current: Any, change: TicketChange) -> Any:

@@ -201,6 +201,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     if pool is not None:
         await pool.aclose()
     await session.close()
+    await app[STORE].aclose()
     await engine.dispose()
 
 
