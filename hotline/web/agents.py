@@ -131,7 +131,7 @@ async def _answer(request: web.Request, event: AgentEvent, route: str) -> web.Re
     await _apply(request, state, actions)
     log.info("webhook", route=route, call_sid=request[FORM].get("CallSid"), agent=state.agent)
     verbs: list[Action] = [a for a in actions if not isinstance(a, AgentChange | CallerTicket)]
-    return twiml_response(config.plan, verbs)
+    return twiml_response(request, config.plan, verbs)
 
 
 async def _apply(

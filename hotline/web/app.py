@@ -53,12 +53,14 @@ from hotline.web.keys import (
     SIGNATURES,
     STORE,
     TICKETS,
+    TWIML_DOCUMENTS,
     UNDERSTANDER,
     VOICEMAILS,
     Clock,
 )
 from hotline.web.kpi import get_kpi
 from hotline.web.twilio_in import SignatureCheck
+from hotline.web.twiml import TwimlDocuments
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
 from speech.pool import SpeechPool
@@ -92,6 +94,7 @@ def make_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[TWIML_DOCUMENTS] = TwimlDocuments()
     app[CONFIG] = LiveConfig(config)
     app[CLOCK] = clock
     app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token, settings.twilio_webhook_shared_key)

@@ -25,6 +25,7 @@ from hotline.web.keys import (
     METRICS,
     STORE,
     TICKETS,
+    TWIML_DOCUMENTS,
     UNDERSTANDER,
     VOICEMAILS,
 )
@@ -32,7 +33,6 @@ from hotline.web.limits import caller_over_limit, refusal
 from hotline.web.metrics import count_flow
 from hotline.web.staff import directory
 from hotline.web.twilio_in import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
-from hotline.web.twiml import TwimlRenderer
 from ivr.actions import Action, Enqueue, Gather, Hangup, Hook, Record, Redirect, TicketChange
 from ivr.events import (
     CallStarted,
@@ -77,7 +77,7 @@ async def voice(request: web.Request) -> web.Response:
             outcome="refused:rate-limited",
         )
         request.app[METRICS].call_outcome("voice", "refused:rate-limited")
-        return twiml_response(plan, refusal(plan))
+        return twiml_response(request, plan, refusal(plan))
     now = request.app[CLOCK]()
     # The call keeps this config to its end, even if a reload comes in the meantime.
     started = replace(initial_state(plan), config=request.app[CONFIG].current.digest)
@@ -231,7 +231,7 @@ async def _answer(
         _, actions = rescue(plan, state, _hook(route), webhook.queue_result)
     changes = [a for a in actions if isinstance(a, TicketChange)]
     ticket = await _record(request, webhook, changes, opening=route == "voice")
-    response = twiml_response(plan, actions)
+    response = twiml_response(request, plan, actions)
     outcome = _outcome(actions)
     log.info(
         "webhook",
@@ -253,7 +253,7 @@ def rescue_response(request: web.Request) -> web.Response:
     webhook = _form(request) if FORM in request else None
     result = webhook.queue_result if webhook else None
     _, actions = rescue(plan, state, _hook(request.path.rsplit("/", 1)[-1]), result)
-    return twiml_response(plan, actions)
+    return twiml_response(request, plan, actions)
 
 
 def _hook(name: str) -> Hook | None:
@@ -270,9 +270,9 @@ def empty_twiml() -> web.Response:
     )
 
 
-def twiml_response(plan: IvrPlan, actions: Sequence[Action]) -> web.Response:
+def twiml_response(request: web.Request, plan: IvrPlan, actions: Sequence[Action]) -> web.Response:
     verbs = [a for a in actions if not isinstance(a, TicketChange)]
-    body = TwimlRenderer({lang.code: lang for lang in plan.languages}).render(verbs)
+    body = request.app[TWIML_DOCUMENTS].render(plan.languages, verbs)
     return web.Response(text=body, content_type=TWIML)
 
 
@@ -282,6 +282,8 @@ async def _record(
     if webhook.call_sid is None:
         log.warning("webhook_without_call_sid", changes=[c.note for c in changes])
         return None
+    if not changes and not opening:
+        return None  # a step that changes nothing on the ticket (moving between menus)
     call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
     now = request.app[CLOCK]()
     try:

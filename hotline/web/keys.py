@@ -21,6 +21,7 @@ from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander
 from hotline.voicemail import VoicemailReader
 from hotline.web.twilio_in import SignatureCheck
+from hotline.web.twiml import TwimlDocuments
 
 Clock = Callable[[], datetime]
 
@@ -39,6 +40,7 @@ JOBS = web.AppKey("jobs", JobStore)
 DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # set when calls may be placed
 METRICS = web.AppKey("metrics", Metrics)
+TWIML_DOCUMENTS = web.AppKey("twiml_documents", TwimlDocuments)
 VOICEMAILS = web.AppKey("voicemails", VoicemailReader)
 # Rate-limit counters and the live view's change notices: Redis, or this process alone.
 SHARED: web.AppKey[SharedState] = web.AppKey("shared")

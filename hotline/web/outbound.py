@@ -82,21 +82,21 @@ async def _step(
     found = await jobs.facts(state.job) if state is not None else None
     if state is None or found is None or call_sid is None:
         log.warning("outbound_unknown_job", query=dict(request.query), call_sid=call_sid)
-        return twiml_response(plan, [Hangup()])
+        return twiml_response(request, plan, [Hangup()])
     owed, lang, job_call = found
     now = request.app[CLOCK]()
     if job_call is None and answered:
         await jobs.placed(state.job, call_sid, now)  # answered before the API call returned
     elif job_call != call_sid:
         log.warning("outbound_stale_call", job=state.job, call_sid=call_sid)
-        return twiml_response(plan, [Hangup()])
+        return twiml_response(request, plan, [Hangup()])
     if lang in plan.language_codes() and state.lang not in plan.language_codes():
         state = OutboundState(state.job, lang, state.tries)
     _, actions = outbound_step(plan, owed, state, event)
     for action in actions:
         await _record(request, state.job, call_sid, owed.ticket, action)
     verbs: list[Verb] = [a for a in actions if not isinstance(a, Heard | Rated)]
-    return twiml_response(plan, verbs)
+    return twiml_response(request, plan, verbs)
 
 
 async def _record(

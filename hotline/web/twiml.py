@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
@@ -41,6 +42,34 @@ def url_for(target: Target | AgentTarget | OutboundTarget) -> str:
 def clean(text: str) -> str:
     """The builder writes control characters as they are, which is not valid XML."""
     return _CONTROL.sub(" ", text)
+
+
+class TwimlDocuments:
+    """The documents that steps of the flow render to, kept (least recently used out).
+
+    The same step renders the same document for every caller in it (the verbs carry the
+    call's state, not the caller), and building one with the twilio library's ElementTree
+    cost more CPU than all the rest of a menu webhook.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._documents: OrderedDict[tuple[object, ...], str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def render(self, languages: tuple[Language, ...], verbs: Sequence[Verb]) -> str:
+        key = (languages, *verbs)
+        found = self._documents.get(key)
+        if found is not None:
+            self._documents.move_to_end(key)
+            return found
+        document = TwimlRenderer({lang.code: lang for lang in languages}).render(verbs)
+        self._documents[key] = document
+        if len(self._documents) > self._size:
+            self._documents.popitem(last=False)
+        return document
 
 
 class TwimlRenderer:
