@@ -178,7 +178,13 @@ class RedisState:
     one subscriber per process), with a `LocalState` answering while Redis is away."""
 
     def __init__(
-        self, url: str, *, prefix: str = "hotline:", timeout_s: float = 0.3, retry_s: float = 2.0
+        self,
+        url: str,
+        *,
+        prefix: str = "hotline:",
+        timeout_s: float = 0.3,
+        retry_s: float = 2.0,
+        coalesce_s: float = 0.1,
     ) -> None:
         self._redis = Redis.from_url(
             url,
@@ -199,6 +205,8 @@ class RedisState:
         self._down = False
         self._subscribed = False
         self._listener: asyncio.Task[None] | None = None
+        self._coalesce_s = coalesce_s
+        self._announcing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Probe once (an unreachable Redis at start is logged, not fatal) and subscribe."""
@@ -244,18 +252,30 @@ class RedisState:
         return await self._local.count(bucket, window)
 
     async def announce(self) -> None:
+        """Every webhook announces: notices within `coalesce_s` of the first go to Redis as
+        one, published off the request path."""
         if not self._subscribed:
             # This process's own streams would not hear it back from Redis.
             self.changes.fire()
-        if self._down:
+        if self._down or self._announcing is not None:
             return
+        self._announcing = asyncio.create_task(self._publish_soon())
+
+    async def _publish_soon(self) -> None:
         try:
+            await asyncio.sleep(self._coalesce_s)
             await self._redis.publish(self._channel, b"changed")
         except UNREACHABLE as exc:
             self._went_down(exc)
             self.changes.fire()
+        finally:
+            self._announcing = None
 
     async def close(self) -> None:
+        if self._announcing is not None:
+            self._announcing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._announcing
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

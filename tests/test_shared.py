@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from structlog.testing import capture_logs
 
 from hotline.shared import ChangeSignal, LocalState, RedisState, Window, open_shared
@@ -97,6 +99,34 @@ async def test_redis_announce_reaches_the_other_process(redis_url: str, prefix: 
     finally:
         for state in (first, second, elsewhere):
             await state.close()
+
+
+async def test_a_burst_of_announcements_is_published_once(redis_url: str, prefix: str) -> None:
+    """Every webhook announces; Redis hears one notice per burst, not one per webhook."""
+    listener = Redis.from_url(redis_url)
+    pubsub = listener.pubsub()
+    await pubsub.subscribe(f"{prefix}live-changed")
+    state = await open_shared(redis_url, prefix=prefix, timeout_s=0.3, retry_s=0.2)
+    try:
+        for _ in range(50):
+            await state.announce()
+        heard = await _messages(pubsub, 0.5)
+        await state.announce()  # a later change is announced again
+        heard_later = await _messages(pubsub, 0.5)
+    finally:
+        await state.close()
+        await pubsub.aclose()
+        await listener.aclose()
+    assert (heard, heard_later) == (1, 1)
+
+
+async def _messages(pubsub: PubSub, seconds: float) -> int:
+    count = 0
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+        count += message is not None
+    return count
 
 
 async def test_unreachable_at_start_answers_locally_at_once() -> None:
