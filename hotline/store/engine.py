@@ -64,7 +64,9 @@ def make_engine(url: str, *, statement_timeout_ms: int = 2000) -> AsyncEngine:
         pool_size=10,
         max_overflow=10,
         pool_timeout=2,
-        pool_pre_ping=True,
+        # No ping before each checkout: a round trip more for every transaction. A
+        # connection that died in an outage fails its statement, which invalidates the
+        # whole pool, and that write goes to the spool.
         connect_args={
             "timeout": 3,
             # The statement timeout is the server's; this one is the client's, for a network
@@ -82,10 +84,10 @@ class Transactions:
     own, in one go each. Through aiosqlite every statement was a round trip through the event
     loop, so on a busy loop a transaction of ten statements held SQLite's single writer for
     ten turns of the loop, and the call path's writes queued into seconds. Functions that
-    arrive while the thread is busy are committed together (group commit): each in a
-    savepoint of its own, so one that fails is rolled back alone, and one commit (one fsync)
-    for all. Elsewhere (PostgreSQL, or SQLite in memory) each runs in a transaction of its
-    own on the async engine, its statements awaited.
+    arrive while the thread is busy are committed together (group commit: one fsync for
+    all); one that fails is rolled back alone (see `_Writer._try`). Elsewhere (PostgreSQL,
+    or SQLite in memory) each runs in a transaction of its own on the async engine, its
+    statements awaited.
     """
 
     def __init__(self, engine: AsyncEngine, *, batch: int = 32) -> None:
@@ -169,26 +171,43 @@ class _Writer:
     def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
         # A future whose waiter gave up before it started is not run (the write is spooled).
         wanted = [(work, future) for work, future in batch if future.set_running_or_notify_cancel()]
-        if not wanted:
-            return
-        done: list[tuple[Future[Any], Any]] = []
+        while wanted:
+            wanted = self._try(wanted)
+
+    def _try(
+        self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]
+    ) -> list[tuple[Callable[[Connection], Any], Future[Any]]]:
+        """Run the batch in one transaction; what is left to run again when one failed.
+
+        No savepoint per function (they cost more than the functions): when one fails, the
+        whole transaction is rolled back, it gets its error, and the others run again.
+        """
+        results: list[Any] = []
+        failed: tuple[Future[Any], Exception] | None = None
         try:
             with self._engine.begin() as conn:
-                for work, future in wanted:
+                for work, future in batch:
                     try:
-                        with conn.begin_nested():
-                            done.append((future, work(conn)))
+                        results.append(work(conn))
                     except Exception as error:
-                        future.set_exception(error)
+                        failed = (future, error)
+                        raise _Failed() from error
+        except _Failed:
+            assert failed is not None
+            culprit, problem = failed
+            culprit.set_exception(problem)
+            return [(w, f) for w, f in batch if f is not culprit]
         except Exception as error:  # BEGIN or COMMIT failed: nothing of the batch was written
-            for future, _ in done:
+            for _, future in batch:
                 future.set_exception(error)
-            for _, future in wanted:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for future, result in done:
+            return []
+        for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
+        return []
+
+
+class _Failed(Exception):
+    """One function of a batch failed: roll the batch back."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
