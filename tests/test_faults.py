@@ -187,8 +187,8 @@ async def test_postgres_unreachable_for_30_s_loses_and_doubles_no_ticket(
         await proxy.restore()
         await wait_for(lambda: durable.spool.depth() == 0, 30, "the spool to be replayed")
         assert durable.spool.set_aside_count() == 0
-        assert '"event": "ticket_spooled"' in line.log.getvalue()
-        assert '"event": "spool_replayed"' in line.log.getvalue()
+        assert '"event":"ticket_spooled"' in line.log.getvalue()
+        assert '"event":"spool_replayed"' in line.log.getvalue()
 
     sids = [r.call_sid for r in reference + during]
     found = await counts(postgres, sids)
@@ -361,7 +361,7 @@ async def test_a_reload_applies_to_new_calls_while_calls_in_progress_keep_their_
             assert status == 200 and health["status"] == "degraded"
             assert health["config"]["digest"] == started_on
             assert any("menus.yaml" in e for e in health["config"]["errors"])
-            assert '"event": "config_rejected"' in line.log.getvalue()
+            assert '"event":"config_rejected"' in line.log.getvalue()
             # A valid one: keys 1 and 2 of the tax menu swap desks.
             swapped = original.replace(
                 '"1": {specialty: tax-registration}', '"1": {specialty: tax-invoice}', 1

@@ -143,7 +143,7 @@ async def test_a_scrape_survives_the_database(db_url: str) -> None:
         after = await samples_of(line)
         assert value(after, "hotline_callback_jobs", kind="callback", state="pending") == 1
         assert value(after, "hotline_callback_jobs_fresh") == 0
-        assert '"event": "metrics_jobs_unread"' in line.log.getvalue()
+        assert '"event":"metrics_jobs_unread"' in line.log.getvalue()
 
 
 async def test_the_spool_depth_is_read_at_each_scrape(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ async def test_who_may_scrape(tmp_path: Path) -> None:
         proxied = {"X-Forwarded-For": "203.0.113.9"}
         assert (await scrape(line, Authorization=f"Bearer {ADMIN_TOKEN}", **proxied))[0] == 200
         assert (await scrape(line, Authorization="Bearer wrong", **proxied))[0] == 401
-        assert '"event": "metrics_refused"' in line.log.getvalue()
+        assert '"event":"metrics_refused"' in line.log.getvalue()
     for local in ("127.0.0.1", "::1", "10.2.3.4", "172.16.0.9", "192.168.1.20", "fd00::5"):
         assert is_local(local), local
     assert is_local("::ffff:10.0.0.7") and is_local("fe80::1%eth0")

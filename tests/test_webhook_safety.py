@@ -41,7 +41,7 @@ async def test_unsigned_and_wrongly_signed_webhooks_are_refused(line: Line) -> N
     for signing in (Signing.unsigned(), Signing.wrong()):
         response = await line.carrier.post("/twilio/voice", BASE, signing=signing)
         assert response.status == 403
-    assert '"event": "bad_signature"' in line.log.getvalue()
+    assert '"event":"bad_signature"' in line.log.getvalue()
     _status, found = await line.api(f"/api/tickets?call_sid={CALL_SID}")
     assert found["total"] == 0
 
@@ -136,7 +136,7 @@ async def test_database_failure_still_routes_the_caller(line: Line, db_url: str)
     assert [(q.queue, q.result) for q in record.queue_results] == [
         ("desk-tax-registration", "bridged")
     ]
-    assert '"event": "ticket_write_failed"' in line.log.getvalue()
+    assert '"event":"ticket_write_failed"' in line.log.getvalue()
     # The ops API says what is wrong instead of a bare 500.
     status, body = await line.api("/api/tickets")
     assert (status, body["error"]) == (503, "storage-unavailable")
