@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from hotline.carrier.callers import QueueChoice, QueuePlan, ScriptedCaller
+from hotline.web.keys import SHARED
 from tests.conftest import ROOT
 from tests.line import ADMIN_TOKEN, running_line
 
@@ -71,3 +73,24 @@ async def test_live_page_data_needs_the_token(tmp_path: Path) -> None:
             assert response.status == 200 and "实时监控" in await response.text()
         status, body = await line.api("/api/live/events", token=None)
         assert status == 401 and body["error"] == "unauthorized"
+
+
+async def test_only_webhooks_that_change_the_line_wake_the_live_streams(tmp_path: Path) -> None:
+    async with running_line(f"sqlite+aiosqlite:///{tmp_path / 'live.db'}") as line:
+        changes = line.app[SHARED].changes
+        params = {
+            "CallSid": "CA" + "6" * 32,
+            "From": "+8613912345678",
+            "To": "+8610123450000",
+            "AccountSid": "AC" + "0" * 32,
+            "CallStatus": "in-progress",
+        }
+        token = changes.token()
+        answered = await line.carrier.post("/twilio/voice", params)
+        assert token.is_set()  # a new call: a new ticket
+        menu = ET.fromstring(answered.content).find("Gather")
+        assert menu is not None
+        token = changes.token()
+        moved = await line.carrier.post(menu.attrib["action"], {**params, "Digits": "2"})
+        assert moved.status == 200 and ET.fromstring(moved.content).find("Gather") is not None
+        assert not token.is_set()  # into a submenu: nothing the live view shows

@@ -26,6 +26,7 @@ from hotline.web.keys import (
     STORE,
     TICKETS,
     TWIML_DOCUMENTS,
+    UNCHANGED,
     UNDERSTANDER,
     VOICEMAILS,
 )
@@ -230,7 +231,9 @@ async def _answer(
         log.exception("flow_failed", route=route, call_sid=webhook.call_sid)
         _, actions = rescue(plan, state, _hook(route), webhook.queue_result)
     changes = [a for a in actions if isinstance(a, TicketChange)]
-    ticket = await _record(request, webhook, changes, opening=route == "voice")
+    opening = route == "voice"
+    request[UNCHANGED] = not changes and not opening
+    ticket = await _record(request, webhook, changes, opening=opening)
     response = twiml_response(request, plan, actions)
     outcome = _outcome(actions)
     log.info(

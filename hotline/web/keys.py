@@ -44,3 +44,6 @@ TWIML_DOCUMENTS = web.AppKey("twiml_documents", TwimlDocuments)
 VOICEMAILS = web.AppKey("voicemails", VoicemailReader)
 # Rate-limit counters and the live view's change notices: Redis, or this process alone.
 SHARED: web.AppKey[SharedState] = web.AppKey("shared")
+# Set by a webhook that changed nothing the live view shows (a move between menus, a
+# hold-music loop): no announcement to the live streams then.
+UNCHANGED = web.RequestKey("unchanged", bool)

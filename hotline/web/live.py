@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from hotline.store.tables import tickets
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, SHARED, STORE
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, SHARED, STORE, UNCHANGED
 from hotline.web.staff import directory
 from routing.acd import AgentState
 from routing.metrics import desk_metrics
@@ -81,7 +81,11 @@ async def announce_changes(request: web.Request, handler: Any) -> web.StreamResp
     """Every webhook and every API change may change what the live view shows: tell the
     live streams of every process once it is stored."""
     response: web.StreamResponse = await handler(request)
-    if request.method != "GET" and request.path.startswith(("/twilio/", "/api/")):
+    if (
+        request.method != "GET"
+        and request.path.startswith(("/twilio/", "/api/"))
+        and not request.get(UNCHANGED, False)
+    ):
         await request.app[SHARED].announce()
     return response
 
