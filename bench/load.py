@@ -46,8 +46,8 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -580,6 +580,14 @@ class Throughput:
     p50: float
     p99: float
     errors: int
+    rounds: tuple[float, ...] = ()  # requests per second of every round; this is the best
+
+
+def best(rounds: Sequence[Throughput]) -> Throughput:
+    """The fastest round, with every round's rate: a 2-core machine's other work (or the
+    client's own) slows a round now and then, the server's own speed never speeds it up."""
+    fastest = max(rounds, key=lambda r: r.per_second)
+    return replace(fastest, rounds=tuple(r.per_second for r in rounds))
 
 
 async def menu_throughput(
@@ -613,6 +621,10 @@ async def bare_throughput(
     await blast(session, front, menu[: max(1, count // 10)], workers)  # warm-up
     seconds, latencies, errors = await blast(session, front, menu, workers)
     return _throughput(count, seconds, latencies, errors)
+
+
+async def rounds_of(rounds: int, measure: Callable[[], Awaitable[Throughput]]) -> Throughput:
+    return best([await measure() for _ in range(rounds)])
 
 
 def _throughput(count: int, seconds: float, latencies: list[float], errors: int) -> Throughput:
@@ -759,6 +771,9 @@ def print_setup(result: SetupResult) -> None:
         f"  bare aiohttp {bare.per_second:8.0f} req/s  p50 {ms(bare.p50).strip()} ms"
         f"  p99 {ms(bare.p99).strip()} ms  errors {bare.errors}"
     )
+    for name, figures in (("hotline", menu), ("bare aiohttp", bare)):
+        rates = ", ".join(f"{r:.0f}" for r in figures.rounds)
+        print(f"  {name} rounds: {rates} req/s (the best is taken)")
     print(f"  ratio hotline / bare: {result.ratio:.0%}")
 
 
@@ -907,7 +922,16 @@ async def run_setup(
         memory = {s.name: s.peak_memory_mb() for s in servers}
 
         print(f"[{label}] menu throughput at saturation", file=sys.stderr)
-        menu, document = await menu_throughput(session, front, args.menu_requests, args.workers)
+        document = b""
+
+        async def hotline_round() -> Throughput:
+            nonlocal document
+            figures, document = await menu_throughput(
+                session, front, args.menu_requests, args.workers
+            )
+            return figures
+
+        menu = await rounds_of(args.rounds, hotline_round)
         memory = {s.name: s.peak_memory_mb() for s in servers}
         action = await menu_path(session, front)
 
@@ -924,8 +948,9 @@ async def run_setup(
         bare_front = await front_for([b.port for b in bares], workdir, session, f"{key}-bare")
         fronts.append(bare_front)
         print(f"[{label}] bare aiohttp throughput", file=sys.stderr)
-        bare_figures = await bare_throughput(
-            session, bare_front, args.menu_requests, args.workers, action
+        bare_figures = await rounds_of(
+            args.rounds,
+            lambda: bare_throughput(session, bare_front, args.menu_requests, args.workers, action),
         )
         bare_memory = {b.name: b.peak_memory_mb() for b in bares}
         return SetupResult(
@@ -972,9 +997,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speech", type=float, default=0.2, help="share of speech-path calls")
     parser.add_argument("--after-hours", type=float, default=0.2, help="share of after-hours calls")
     parser.add_argument(
-        "--menu-requests", type=int, default=2000, help="menu webhooks at saturation"
+        "--menu-requests", type=int, default=4000, help="menu webhooks at saturation, a round"
     )
     parser.add_argument("--workers", type=int, default=32, help="requests in flight at saturation")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds at saturation, each side (best taken)"
+    )
     parser.add_argument("--setups", default="sqlite,postgres", help="sqlite, postgres, or both")
     parser.add_argument(
         "--postgres",
