@@ -96,12 +96,22 @@ CALL_PATH = frozenset(
 )
 
 
-def next_status(current: TicketStatus, proposed: TicketStatus) -> TicketStatus:
+def next_status(
+    current: TicketStatus, proposed: TicketStatus, *, late: bool = False
+) -> TicketStatus:
     """A call's webhooks move its ticket only while the ticket is still in the call path.
 
     A late status callback must not undo a department's work, nor reopen a closed ticket.
     A callback call for a ticket in handling (say `reopened`) leaves its status alone too.
+
+    `late`: the change happened before the ticket's last one. It waited in one process's
+    spool while the call's next webhooks went to another process and were written first.
+    It does not move the status back, with one exception: the status callback took a caller
+    still in the queue for one who hung up, and this change says an agent took the call.
     """
     if current not in CALL_PATH:
         return current
+    if late:
+        answered_after_all = current is TicketStatus.ABANDONED and proposed is TicketStatus.ANSWERED
+        return proposed if answered_after_all else current
     return proposed

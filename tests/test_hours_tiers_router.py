@@ -9,7 +9,7 @@ from routing.calendar import WorkCalendar
 from routing.hours import BusinessHours, Window
 from routing.queue_router import QueueRouter
 from routing.specialty import VOICEMAIL, Specialty
-from routing.tickets import TicketStatus, status_at_call_end, ticket_number
+from routing.tickets import TicketStatus, next_status, status_at_call_end, ticket_number
 from routing.tiers import AppealType, FeedbackTier, TierRules, due_at
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -119,3 +119,14 @@ def test_ticket_numbers_and_call_end_status() -> None:
     assert status_at_call_end(TicketStatus.ROUTED) is TicketStatus.ABANDONED
     assert status_at_call_end(TicketStatus.ANSWERED) is TicketStatus.ANSWERED
     assert status_at_call_end(TicketStatus.VOICEMAIL) is TicketStatus.VOICEMAIL
+
+
+def test_a_late_call_path_change_moves_no_status_back() -> None:
+    S = TicketStatus
+    assert next_status(S.ANSWERED, S.IN_QUEUE) is S.IN_QUEUE  # in order: as told
+    assert next_status(S.ANSWERED, S.IN_QUEUE, late=True) is S.ANSWERED
+    assert next_status(S.IN_QUEUE, S.ROUTED, late=True) is S.IN_QUEUE
+    assert next_status(S.ABANDONED, S.ANSWERED, late=True) is S.ANSWERED  # answered after all
+    assert next_status(S.ABANDONED, S.IN_QUEUE, late=True) is S.ABANDONED
+    assert next_status(S.RESOLVED, S.ANSWERED) is S.RESOLVED  # past the call path
+    assert next_status(S.RESOLVED, S.ANSWERED, late=True) is S.RESOLVED

@@ -64,6 +64,39 @@ async def test_concurrent_webhooks_of_one_call_make_one_ticket(store: TicketStor
     assert total == 1 and found[0]["number"] == numbers[0]
 
 
+QUEUED = TicketChange(note="queued", status=TicketStatus.IN_QUEUE, queue="desk-tax-invoice")
+ANSWERED = TicketChange(
+    note="answered", status=TicketStatus.ANSWERED, queue_result=QueueResult.BRIDGED
+)
+
+
+async def test_a_late_change_does_not_move_the_status_back(store: TicketStore) -> None:
+    """The queue join waited in one process's spool; the agent's answer and the status
+    callback, served by another process, were written first."""
+    await store.open(CALL, T0)
+    await store.apply(CALL, [ANSWERED], T0 + timedelta(seconds=60))
+    await store.end_call(CALL, "completed", 95, T0 + timedelta(seconds=95))
+    await store.apply(CALL, [QUEUED], T0 + timedelta(seconds=5))  # replayed at last
+    ticket = await store.get("E20261130-000001")
+    assert ticket is not None
+    assert ticket["status"] == "answered"
+    assert ticket["updated_at"] == (T0 + timedelta(seconds=95)).isoformat()
+    assert [h["note"] for h in ticket["history"]][-1] == "queued"  # recorded all the same
+    assert await store.waiting(["desk-tax-invoice"], T0 + timedelta(seconds=96)) == {}
+
+
+async def test_an_answer_that_arrives_after_the_hang_up_it_disproves(store: TicketStore) -> None:
+    """The status callback found the caller still in the queue (abandoned); the change that
+    says an agent took the call arrives after it."""
+    await store.open(CALL, T0)
+    await store.apply(CALL, [QUEUED], T0 + timedelta(seconds=5))
+    await store.end_call(CALL, "completed", 95, T0 + timedelta(seconds=95))
+    assert (await store.get("E20261130-000001") or {})["status"] == "abandoned"
+    await store.apply(CALL, [ANSWERED], T0 + timedelta(seconds=60))
+    ticket = await store.get("E20261130-000001")
+    assert ticket is not None and ticket["status"] == "answered"
+
+
 async def test_changes_history_and_retries(store: TicketStore) -> None:
     await store.open(CALL, T0)
     routed = TicketChange(

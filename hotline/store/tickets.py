@@ -316,9 +316,8 @@ class TicketStore:
     ) -> None:
         if not _first_time(conn, key, row["id"], at) or row["call_ended_at"] is not None:
             return
-        status = next_status(
-            TicketStatus(row["status"]), status_at_call_end(TicketStatus(row["status"]))
-        )
+        current = TicketStatus(row["status"])
+        status = next_status(current, status_at_call_end(current), late=at < row["updated_at"])
         if row["status"] == TicketStatus.IN_QUEUE.value:
             # The status callback overtook the Enqueue action: the caller hung up.
             _leave_queue(conn, row["this_call"], "hangup", at)
@@ -434,9 +433,8 @@ class TicketStore:
                     "sid": recording.sid,
                     "duration_s": recording.duration_s,
                 }
-        status = next_status(
-            TicketStatus(row["status"]), change.status or TicketStatus(row["status"])
-        )
+        current = TicketStatus(row["status"])
+        status = next_status(current, change.status or current, late=at < row["updated_at"])
         if closes_on_call(values.get("feedback_tier", row["feedback_tier"]), values.get("outcome")):
             status = TicketStatus.CLOSED
         if change.outcome == Outcome.CALLBACK.value and row["outcome"] != change.outcome:
@@ -545,7 +543,13 @@ def write_ticket(
     """One change of a locked ticket row: its fields, its status, a new version, and the
     history entry that says who did it."""
     previous = row["status"]
-    values = {**values, "status": status.value, "updated_at": at, "version": row["version"] + 1}
+    values = {
+        **values,
+        "status": status.value,
+        # A late change (see next_status) is recorded, but does not turn the clock back.
+        "updated_at": max(at, row["updated_at"]),
+        "version": row["version"] + 1,
+    }
     conn.execute(_UPDATE_TICKET, {**values, "ticket_id": row["id"]})
     moved = previous != status.value
     _add_history(
