@@ -59,7 +59,7 @@ _RETURNED_BY = select(callback_jobs.c.ticket_id).where(
     callback_jobs.c.call_sid == bindparam("call_sid")
 )
 _UPDATE_TICKET = tickets.update().where(tickets.c.id == bindparam("ticket_id"))
-_ADD_TICKET = tickets.insert()
+_ADD_TICKET = tickets.insert().returning(*tickets.c)
 _ADD_HISTORY = ticket_history.insert()
 _ADD_RECORDING = recordings.insert()
 _RECORDING = select(recordings.c.id).where(recordings.c.sid == bindparam("sid"))
@@ -187,7 +187,7 @@ class TicketStore:
         the ticket number."""
         if not changes and not opening:
             return None
-        return await self._with_ticket(self._record_in, call, at, changes, key)
+        return await self._with_ticket(self._record_in, call, at, opening, changes, key)
 
     async def end_call(
         self,
@@ -198,7 +198,7 @@ class TicketStore:
         *,
         key: str | None = None,
     ) -> None:
-        await self._with_ticket(self._end_in, call, at, call_status, duration_s, key)
+        await self._with_ticket(self._end_in, call, at, False, call_status, duration_s, key)
 
     async def forget_operations(self, before: datetime) -> int:
         """Drop the keys of operations applied before `before`; how many went."""
@@ -249,12 +249,18 @@ class TicketStore:
         work: Callable[Concatenate[Connection, dict[str, Any], datetime, P], R],
         call: CallRef,
         at: datetime,
+        opening: bool,
+        /,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> R:
         """`work` on the call's locked ticket row, in one transaction with its creation when
-        the ticket is new."""
+        the ticket is new (`opening`: it most likely is)."""
         sequence: int | None = None
+        if opening and self._tx.dialect == "postgresql":
+            # Look, and take the day's next number if there is no ticket, in one
+            # transaction rather than a failed attempt and then one for the number.
+            sequence = await self._tx.run(_number_unless_known, call.call_sid, self._day(at))
         for attempt in range(3):
             try:
                 return await self._tx.run(
@@ -287,9 +293,7 @@ class TicketStore:
         if row is None:
             if sequence is None and conn.dialect.name == "postgresql":
                 raise _NeedsNumber()
-            self._create(conn, call, at, sequence)
-            row = _locked(conn, call.call_sid)
-            assert row is not None
+            row = {**self._create(conn, call, at, sequence), "this_call": call.call_sid}
         return work(conn, row, at, *args, **kwargs)
 
     def _record_in(
@@ -344,7 +348,8 @@ class TicketStore:
 
     def _create(
         self, conn: Connection, call: CallRef, at: datetime, sequence: int | None = None
-    ) -> str:
+    ) -> dict[str, Any]:
+        """The new ticket's row, as a look at it would give."""
         day = at.astimezone(self._zone).date()
         if sequence is None:
             sequence = _next_sequence(conn, self._day(at))
@@ -368,10 +373,9 @@ class TicketStore:
                 "version": 1,
             },
         )
-        assert result.inserted_primary_key is not None
-        ticket_id = int(result.inserted_primary_key[0])
-        _add_history(conn, ticket_id, at, "call received", {}, to_status=TicketStatus.NEW.value)
-        return number
+        row = dict(result.one()._mapping)
+        _add_history(conn, row["id"], at, "call received", {}, to_status=TicketStatus.NEW.value)
+        return row
 
     def _apply_one(
         self, conn: Connection, row: dict[str, Any], change: TicketChange, at: datetime
@@ -497,6 +501,13 @@ def _owe_callback(conn: Connection, row: dict[str, Any], reason: str, at: dateti
 
 def _next_sequence(conn: Connection, day: str) -> int:
     return int(conn.execute(_NEXT_IN_DAY[conn.dialect.name], {"day": day}).scalar_one())
+
+
+def _number_unless_known(conn: Connection, call_sid: str, day: str) -> int | None:
+    """The day's next number for a new ticket; None when the call has one already."""
+    if _locked(conn, call_sid) is not None:
+        return None
+    return _next_sequence(conn, day)
 
 
 def _locked(conn: Connection, call_sid: str) -> dict[str, Any] | None:
