@@ -309,6 +309,11 @@ async def test_a_slow_database_never_holds_a_webhook_past_2_s(
             ):
                 line.clock.now = when
                 records.append(await carrier.place_call(caller))
+            asked = time.monotonic()
+            async with session.get(line.base_url + "/healthz") as probe:
+                health = await probe.json()
+            assert time.monotonic() - asked < WEBHOOK_LIMIT_S  # the probe is not held either
+            assert (health["status"], health["database"]) == ("degraded", "unreachable")
         proxy.delay_s = 0.0
         for record in records:
             assert record.application_error is None

@@ -169,7 +169,7 @@ class _Writer:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
-        # A future whose waiter gave up before it started is not run (the write is spooled).
+        # One cancelled before it started (its waiter was cancelled: a shutdown) is not run.
         wanted = [(work, future) for work, future in batch if future.set_running_or_notify_cancel()]
         while wanted:
             wanted = self._try(wanted)
