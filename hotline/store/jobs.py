@@ -11,7 +11,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.store.tables import callback_jobs, recordings, ticket_history, tickets
+from hotline.store.history import add_history
+from hotline.store.tables import callback_jobs, recordings, tickets
 from ivr.outbound import OwedCallFacts
 from routing.callbacks import Attempt, CallbackPolicy, OwedCall, after_attempt, attempt_from, choose
 from routing.tickets import CALL_PATH, RecordingKind, TicketStatus
@@ -237,7 +238,14 @@ class JobStore:
                     version=tickets.c.version + 1,
                 )
             )
-            await _history(conn, row["ticket_id"], now, f"survey: {rating}", {"rating": rating})
+            await conn.run_sync(
+                add_history,
+                row["ticket_id"],
+                now,
+                f"survey: {rating}",
+                {"rating": rating},
+                actor=DISPATCHER,
+            )
             await conn.execute(
                 callback_jobs.update()
                 .where(callback_jobs.c.id == job_id)
@@ -354,36 +362,14 @@ async def _settle(
             .where(tickets.c.id == row["ticket_id"])
             .values(status=moved.value, updated_at=now, version=ticket.version + 1)
         )
-    await _history(
-        conn,
+    await conn.run_sync(
+        add_history,
         row["ticket_id"],
         now,
         note,
         {"job": row["id"], "attempt": attempt.value, "detail": detail[:200]},
-        from_status=status if moved else None,
-        to_status=moved,
+        actor=DISPATCHER,
+        from_status=status.value if moved else None,
+        to_status=moved.value if moved else None,
     )
     return Settled(ticket.number, kind, attempt, state)
-
-
-async def _history(
-    conn: AsyncConnection,
-    ticket_id: int,
-    at: datetime,
-    note: str,
-    detail: dict[str, Any],
-    *,
-    from_status: TicketStatus | None = None,
-    to_status: TicketStatus | None = None,
-) -> None:
-    await conn.execute(
-        ticket_history.insert().values(
-            ticket_id=ticket_id,
-            at=at,
-            actor=DISPATCHER,
-            from_status=from_status.value if from_status else None,
-            to_status=to_status.value if to_status else None,
-            note=note,
-            detail=detail,
-        )
-    )

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Executable, Select, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.engine import Transactions
+from hotline.store.history import add_history
 from hotline.store.jobs import JobKind, owe_call
 from hotline.store.tables import (
     callback_jobs,
@@ -60,7 +61,6 @@ _RETURNED_BY = select(callback_jobs.c.ticket_id).where(
 )
 _UPDATE_TICKET = tickets.update().where(tickets.c.id == bindparam("ticket_id"))
 _ADD_TICKET = tickets.insert().returning(*tickets.c)
-_ADD_HISTORY = ticket_history.insert()
 _ADD_RECORDING = recordings.insert()
 _RECORDING = select(recordings.c.id).where(recordings.c.sid == bindparam("sid"))
 _DESCRIBED = (
@@ -85,27 +85,29 @@ _WAITING = (
     .where(queue_members.c.joined_at > bindparam("since"))
     .group_by(queue_members.c.queue)
 )
-# Each dialect's "note this key unless it is there": one statement, not a look and an insert.
-_FIRST_TIME = {
-    "postgresql": postgresql.insert(ticket_operations).on_conflict_do_nothing(
-        index_elements=["key"]
-    ),
-    "sqlite": sqlite.insert(ticket_operations).on_conflict_do_nothing(index_elements=["key"]),
-}
-_NEXT_IN_DAY = {
-    "postgresql": postgresql.insert(ticket_counters)
-    .values(day=bindparam("day"), last=1)
-    .on_conflict_do_update(
-        index_elements=[ticket_counters.c.day], set_={"last": ticket_counters.c.last + 1}
+
+
+def _by_dialect(
+    build: Callable[[type[postgresql.Insert] | type[sqlite.Insert]], Executable],
+) -> dict[str, Executable]:
+    """One upsert statement for each dialect: their INSERT .. ON CONFLICT builders differ."""
+    return {"postgresql": build(postgresql.Insert), "sqlite": build(sqlite.Insert)}
+
+
+# "Note this key unless it is there": one statement, not a look and an insert.
+_FIRST_TIME = _by_dialect(
+    lambda insert: insert(ticket_operations).on_conflict_do_nothing(index_elements=["key"])
+)
+_NEXT_IN_DAY = _by_dialect(
+    lambda insert: (
+        insert(ticket_counters)
+        .values(day=bindparam("day"), last=1)
+        .on_conflict_do_update(
+            index_elements=[ticket_counters.c.day], set_={"last": ticket_counters.c.last + 1}
+        )
+        .returning(ticket_counters.c.last)
     )
-    .returning(ticket_counters.c.last),
-    "sqlite": sqlite.insert(ticket_counters)
-    .values(day=bindparam("day"), last=1)
-    .on_conflict_do_update(
-        index_elements=[ticket_counters.c.day], set_={"last": ticket_counters.c.last + 1}
-    )
-    .returning(ticket_counters.c.last),
-}
+)
 
 
 @dataclass(frozen=True)
@@ -374,7 +376,8 @@ class TicketStore:
             },
         )
         row = dict(result.one()._mapping)
-        _add_history(conn, row["id"], at, "call received", {}, to_status=TicketStatus.NEW.value)
+        new = TicketStatus.NEW.value
+        add_history(conn, row["id"], at, "call received", {}, actor=SYSTEM, to_status=new)
         return row
 
     def _apply_one(
@@ -486,7 +489,7 @@ def _track_queue(
 def _owe_callback(conn: Connection, row: dict[str, Any], reason: str, at: datetime) -> None:
     if not diallable(row["caller"]):
         note = "callback owed, but the caller's number cannot be dialled"
-        _add_history(conn, row["id"], at, note, {"reason": reason})
+        add_history(conn, row["id"], at, note, {"reason": reason}, actor=SYSTEM)
         return
     owe_call(
         conn,
@@ -563,7 +566,7 @@ def write_ticket(
     }
     conn.execute(_UPDATE_TICKET, {**values, "ticket_id": row["id"]})
     moved = previous != status.value
-    _add_history(
+    add_history(
         conn,
         row["id"],
         at,
@@ -574,31 +577,6 @@ def write_ticket(
         to_status=status.value if moved else None,
     )
     return {**row, **values}
-
-
-def _add_history(
-    conn: Connection,
-    ticket_id: int,
-    at: datetime,
-    note: str,
-    detail: Mapping[str, Any],
-    *,
-    actor: str = SYSTEM,
-    from_status: str | None = None,
-    to_status: str | None = None,
-) -> None:
-    conn.execute(
-        _ADD_HISTORY,
-        {
-            "ticket_id": ticket_id,
-            "at": at,
-            "actor": actor,
-            "from_status": from_status,
-            "to_status": to_status,
-            "note": note,
-            "detail": dict(detail),
-        },
-    )
 
 
 async def ticket_view(conn: AsyncConnection, number: str) -> dict[str, Any] | None:
