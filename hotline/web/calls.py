@@ -232,8 +232,9 @@ async def _answer(
         _, actions = rescue(plan, state, _hook(route), webhook.queue_result)
     changes = [a for a in actions if isinstance(a, TicketChange)]
     opening = route == "voice"
-    request[UNCHANGED] = not changes and not opening
-    ticket = await _record(request, webhook, changes, opening=opening)
+    # A step that changes nothing on the ticket (moving between menus): no write, no key.
+    unchanged = request[UNCHANGED] = not changes and not opening
+    ticket = None if unchanged else await _record(request, webhook, changes, opening=opening)
     response = twiml_response(request, plan, actions)
     outcome = _outcome(actions)
     log.info(
@@ -285,8 +286,6 @@ async def _record(
     if webhook.call_sid is None:
         log.warning("webhook_without_call_sid", changes=[c.note for c in changes])
         return None
-    if not changes and not opening:
-        return None  # a step that changes nothing on the ticket (moving between menus)
     call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
     now = request.app[CLOCK]()
     try:
