@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +33,15 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 PUBLIC_URL = "https://hotline.example.gov"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ADMIN_TOKEN = "test-admin-token"
-NOON = datetime(2026, 11, 30, 12, 0, tzinfo=SHANGHAI)
+NOON = datetime(2026, 11, 30, 12, 0, tzinfo=SHANGHAI)  # the line is open
+NIGHT = datetime(2026, 11, 30, 2, 0, tzinfo=SHANGHAI)  # the line is closed
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class SettableClock:

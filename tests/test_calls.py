@@ -18,9 +18,7 @@ from hotline.carrier.carrier import CallRecord
 from hotline.config import LoadedConfig
 from ivr.model import ToMenu, ToSpecialty
 from tests.conftest import CONFIG_DIR
-from tests.line import SHANGHAI, Line, running_line
-
-NIGHT = datetime(2026, 11, 30, 23, 50, tzinfo=SHANGHAI).replace(hour=2)
+from tests.line import NIGHT, SHANGHAI, Line, running_line
 
 
 def heard(record: CallRecord) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,13 +18,7 @@ import pytest
 from hotline.carrier.callers import ScriptedCaller
 from hotline.carrier.carrier import VirtualCarrier
 from tests.conftest import CONFIG_DIR, ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.line import free_port
 
 
 def clean_env(tmp_path: Path) -> dict[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,13 +32,21 @@ from hotline.store.tables import callback_jobs, recordings, ticket_history, tick
 from hotline.web.keys import CONFIG, TICKETS
 from tests.conftest import CONFIG_DIR
 from tests.databases import database_url
-from tests.line import ADMIN_TOKEN, AUTH_TOKEN, NOON, PUBLIC_URL, SHANGHAI, Line, running_line
+from tests.line import (
+    ADMIN_TOKEN,
+    AUTH_TOKEN,
+    NIGHT,
+    NOON,
+    PUBLIC_URL,
+    Line,
+    free_port,
+    running_line,
+)
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 
 OUTAGE_S = float(os.environ.get("HOTLINE_FAULT_OUTAGE_S") or 30)
-NIGHT = datetime(2026, 11, 30, 2, 0, tzinfo=SHANGHAI)
 WEBHOOK_LIMIT_S = 2.0
 
 
@@ -387,13 +394,6 @@ async def test_a_reload_applies_to_new_calls_while_calls_in_progress_keep_their_
 
 
 # -- a server process killed mid-call -------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Server:

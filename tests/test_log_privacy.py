@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from hotline.carrier.callers import BridgeEnd, QueueChoice, QueuePlan, Recording
 from hotline.logs import mask_number
 from hotline.store.engine import make_engine
 from hotline.web.keys import VOICEMAILS
-from tests.line import SHANGHAI, Line, running_line
+from tests.line import NIGHT, Line, running_line
 from tests.recordings import ACCOUNT, MODELS, require_model, serve_recordings
 
 DTMF_CALLER = "+8613912345678"
@@ -28,7 +27,6 @@ DESCRIBING_CALLER = "+861062345678"  # a Beijing landline
 LATE_CALLER = "+8613522223333"
 AGENT_NUMBER = "+8613800000001"  # agents.yaml: agent 1001 answers on it
 NUMBERS = (DTMF_CALLER, VOICEMAIL_CALLER, DESCRIBING_CALLER, LATE_CALLER, AGENT_NUMBER)
-NIGHT = datetime(2026, 11, 30, 2, 0, tzinfo=SHANGHAI)
 
 # Fields whose very purpose is the caller's words (none today: the ticket keeps them).
 TRANSCRIPT_FIELDS: frozenset[str] = frozenset()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -26,10 +25,9 @@ from hotline.web.metrics import is_local
 from ivr.events import Recording as TicketRecording
 from speech.pool import Engines, SpeechPool
 from tests.conftest import CONFIG_DIR
-from tests.line import ADMIN_TOKEN, AUTH_TOKEN, NOON, SHANGHAI, Line, running_line
+from tests.line import ADMIN_TOKEN, AUTH_TOKEN, NIGHT, NOON, Line, running_line
 from tests.recordings import ACCOUNT, MODELS, require_model, serve_recordings
 
-NIGHT = datetime(2026, 11, 30, 2, 0, tzinfo=SHANGHAI)
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from hotline.config import LoadedConfig
 from hotline.web.twiml import TwimlDocuments, TwimlRenderer
@@ -12,8 +11,7 @@ from ivr.events import CallStarted, KeyPressed
 from ivr.flow import initial_state, step
 from ivr.model import IvrPlan
 from ivr.state import CallState
-
-NOON = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai: the line is open
+from tests.line import NOON
 
 
 def verbs_of(plan: IvrPlan, state: CallState, *keys: str) -> tuple[CallState, list[Verb]]:
