@@ -132,6 +132,7 @@ async def status(request: web.Request) -> web.Response:
         outcome=outcome,
     )
     request.app[METRICS].call_outcome("status", outcome)
+    request[UNCHANGED] = outcome == "ignored"
     return empty_twiml()
 
 
