@@ -169,7 +169,18 @@ def _closed(plan: IvrPlan, state: CallState, at: datetime) -> Step:
 
 def _menu(plan: IvrPlan, state: CallState, preface: tuple[Prompt, ...] = ()) -> tuple[Action, ...]:
     menu = plan.menus[state.node]
-    lang = state.lang
+    words = plan.menu_words.get((menu.id, state.lang))
+    if words is None:
+        # The same words for every caller in this menu: composed once per config.
+        words = plan.menu_words[(menu.id, state.lang)] = _menu_words(plan, menu, state.lang)
+    return (
+        Gather((*preface, *words), Target(Hook.MENU, state), plan.dialogue.gather_timeout_s),
+        # Twilio runs the next verb when the caller presses nothing.
+        Redirect(Target(Hook.NO_INPUT, state)),
+    )
+
+
+def _menu_words(plan: IvrPlan, menu: Menu, lang: str) -> tuple[Say, ...]:
     lines = [menu.prompt[lang]]
     for key in sorted(menu.options):
         option = menu.options[key]
@@ -180,18 +191,14 @@ def _menu(plan: IvrPlan, state: CallState, preface: tuple[Prompt, ...] = ()) -> 
     lines.append(plan.prompts.general_desk_hint[lang])
     if menu.parent is not None:
         lines.append(plan.prompts.navigation_hint[lang])
-    prompt: list[Prompt] = [*preface, Say(" ".join(lines), lang)]
+    words = [Say(" ".join(lines), lang)]
     if menu.id == plan.root:
-        prompt.extend(
+        words.extend(
             Say(plan.prompts.switch_offer[other].format(key=plan.dialogue.switch_key), other)
             for other in plan.language_codes()
             if other != lang
         )
-    return (
-        Gather(tuple(prompt), Target(Hook.MENU, state), plan.dialogue.gather_timeout_s),
-        # Twilio runs the next verb when the caller presses nothing.
-        Redirect(Target(Hook.NO_INPUT, state)),
-    )
+    return tuple(words)
 
 
 def _label(plan: IvrPlan, option: MenuOption, lang: str) -> str:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
+from ivr.actions import Say
 from routing.hours import BusinessHours
 from routing.queue_router import QueueRouter
 from routing.specialty import Specialty
@@ -164,3 +166,9 @@ class IvrPlan:
 
     def language_codes(self) -> tuple[str, ...]:
         return tuple(lang.code for lang in self.languages)
+
+    @cached_property
+    def menu_words(self) -> dict[tuple[str, str], tuple[Say, ...]]:
+        """What each menu says in each language, by (menu, language): filled in by the flow
+        as calls reach it, since the words are the same for every caller."""
+        return {}

@@ -378,3 +378,20 @@ def test_a_clear_message_gives_its_ticket_the_desk_and_a_vague_one_does_not(
     change = voicemail_understood(plan, vague)
     assert change.specialty is None and change.tier is None
     assert change.understanding == vague and change.note == "voicemail not clear"
+
+
+def test_a_menu_says_what_its_own_config_says(plan: IvrPlan) -> None:
+    """The menus' words are composed once per config: a reloaded config with other words
+    is heard as soon as a call steps on it, and the old one keeps its own."""
+    state = initial_state(plan)
+    before = spoken(step(plan, state, NoInput())[1])
+    reworded = replace(
+        plan,
+        prompts=replace(
+            plan.prompts,
+            option_line={code: "按{key}键：{label}（新）" for code in plan.language_codes()},
+        ),
+    )
+    after = spoken(step(reworded, state, NoInput())[1])
+    assert "（新）" in after and "（新）" not in before
+    assert spoken(step(plan, state, NoInput())[1]) == before
