@@ -87,6 +87,10 @@ class Metrics:
             ["answer"],
             registry=registry,
         )
+        # The series every webhook touches, found once: `labels()` takes a lock and checks
+        # its values each time. The keys are bounded as the label values are.
+        self._request_series: dict[tuple[str, str, int], Histogram] = {}
+        self._outcome_series: dict[tuple[str, str], Counter] = {}
         self._spool_source: Callable[[], float] = lambda: 0.0
         self._spool_last = 0.0
         self.spool_depth = Gauge(
@@ -111,10 +115,19 @@ class Metrics:
     # -- set by the edge and the services --------------------------------------------------
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).observe(seconds)
+        key = (route, method, status)
+        timer = self._request_series.get(key)
+        if timer is None:
+            timer = self._request_series[key] = self.requests.labels(route, method, str(status))
+        timer.observe(seconds)
 
     def call_outcome(self, route: str, outcome: str) -> None:
-        self.call_outcomes.labels(route, bounded(outcome)).inc()
+        key = (route, outcome)
+        counter = self._outcome_series.get(key)
+        if counter is None:
+            counter = self.call_outcomes.labels(route, bounded(outcome))
+            self._outcome_series[key] = counter
+        counter.inc()
 
     def queue_joined(self, specialty: str) -> None:
         self.queue_joins.labels(specialty).inc()
