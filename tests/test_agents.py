@@ -177,6 +177,7 @@ async def test_only_one_of_two_server_processes_claims_a_caller(db_url: str) -> 
     )
     taken = [c.call_sid for c in claims if c is not None]
     assert sorted(taken) == [f"CA{i:032d}" for i in range(3)]  # each caller exactly once
+    await tickets.aclose()
     for engine in engines:
         await engine.dispose()
 

@@ -256,6 +256,7 @@ async def test_store_asks_the_calendar_for_every_due_date(engine_url: str) -> No
         assert ticket is not None
         assert ticket["due_at"] == "2026-12-16T16:00:00+00:00"  # Mon 7 off: Tue 8 .. Wed 16
     finally:
+        await store.aclose()
         await engine.dispose()
 
 

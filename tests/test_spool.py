@@ -170,6 +170,7 @@ async def test_a_replayed_operation_that_had_already_landed_is_applied_once(
         assert ticket["language"] == "en"
     finally:
         await durable.close()
+        await store.aclose()
         await engine.dispose()
 
 

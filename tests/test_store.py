@@ -29,7 +29,9 @@ CALL = CallRef("CA" + "1" * 32, "+8613812348000", "+8610123450000")
 async def store(db_url: str) -> AsyncIterator[TicketStore]:
     engine = make_engine(db_url)
     await upgrade(engine)
-    yield TicketStore(engine, SHANGHAI, "zh")
+    store = TicketStore(engine, SHANGHAI, "zh")
+    yield store
+    await store.aclose()
     await engine.dispose()
 
 
@@ -62,6 +64,13 @@ async def test_concurrent_webhooks_of_one_call_make_one_ticket(store: TicketStor
     assert len(set(numbers)) == 1
     found, total = await store.search(TicketQuery(call_sid=CALL.call_sid))
     assert total == 1 and found[0]["number"] == numbers[0]
+
+
+async def test_many_new_calls_at_once_get_the_days_numbers_in_turn(store: TicketStore) -> None:
+    """Every new call takes the day's counter; taken at once, they still share it out."""
+    calls = [CallRef(f"CA{i:032x}", f"+86139{i:08d}", "x") for i in range(40)]
+    numbers = await asyncio.gather(*(store.open(call, T0) for call in calls))
+    assert sorted(numbers) == [f"E20261130-{n:06d}" for n in range(1, 41)]
 
 
 QUEUED = TicketChange(note="queued", status=TicketStatus.IN_QUEUE, queue="desk-tax-invoice")

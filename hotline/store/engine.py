@@ -121,6 +121,19 @@ class Transactions:
             self._writer.submit(lambda conn: work(conn, *args, **kwargs))
         )
 
+    async def run_unlocked(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`work` with each statement committed on its own (PostgreSQL's autocommit), for a
+        statement on a row that every call updates: its lock is then held while the server
+        runs it, not until this process gets round to sending COMMIT, which on a busy event
+        loop is a turn of the loop later. On SQLite, a transaction as `run` makes one."""
+        if self._writer is not None or self.dialect != "postgresql":
+            return await self.run(work, *args, **kwargs)
+        async with self.engine.connect() as conn:
+            each = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await each.run_sync(work, *args, **kwargs)
+
     async def aclose(self) -> None:
         """Finish the transactions already asked for, then close the connection."""
         if self._writer is not None:

@@ -260,20 +260,22 @@ class TicketStore:
         the ticket is new (`opening`: it most likely is)."""
         sequence: int | None = None
         if opening and self._tx.dialect == "postgresql":
-            # Look, and take the day's next number if there is no ticket, in one
-            # transaction rather than a failed attempt and then one for the number.
-            sequence = await self._tx.run(_number_unless_known, call.call_sid, self._day(at))
+            # Look, and take the day's next number if there is no ticket, in one go rather
+            # than a failed attempt and then one for the number. The day's counter is one
+            # row that every new call updates: committed by its own statement, so new calls
+            # do not queue behind each other's round trips.
+            sequence = await self._tx.run_unlocked(
+                _number_unless_known, call.call_sid, self._day(at)
+            )
         for attempt in range(3):
             try:
                 return await self._tx.run(
                     self._on_ticket, work, call, at, sequence, *args, **kwargs
                 )
             except _NeedsNumber:
-                # PostgreSQL: the day's counter is one row that every new call updates. In a
-                # transaction of its own it stays locked for one statement, not for the
-                # ticket's inserts too, so new calls do not queue behind each other. An
-                # insert that then fails leaves a gap in the day's numbers.
-                sequence = await self._tx.run(_next_sequence, self._day(at))
+                # PostgreSQL: the counter is taken apart from the ticket's inserts, as
+                # above. An insert that then fails leaves a gap in the day's numbers.
+                sequence = await self._tx.run_unlocked(_next_sequence, self._day(at))
             except IntegrityError:
                 # Another process created it between our look and our insert: use theirs.
                 if attempt == 2:
