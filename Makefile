@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test lint setup models browser clean
+.PHONY: run test lint setup models browser compose clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint models browser
+test: lint models browser compose
 	$(BIN)/python -m pytest -q
 
 # The live page is tested in Debian's headless Chromium (with a CJK font for the screenshot).
@@ -40,6 +40,15 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
 	  else echo "note: no chromium; the live page's browser test will be skipped"; fi; \
+	fi
+
+# docker-compose.yml is validated by the compose tool itself (`config`: no engine needed).
+# Debian's docker-compose is installed here when no compose is found and we are root.
+compose:
+	@if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; \
+	  else echo "note: no docker compose; the compose file's validation will be skipped"; fi; \
 	fi
 
 clean:
