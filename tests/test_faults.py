@@ -206,6 +206,58 @@ async def test_postgres_unreachable_for_30_s_loses_and_doubles_no_ticket(
         same_shape(found[record.call_sid], dtmf_ref if record.queue_results else voicemail_ref)
 
 
+async def test_a_server_started_while_its_database_is_away_answers_and_keeps_the_tickets(
+    proxied: tuple[str, TcpProxy], postgres: str, tmp_path: Path
+) -> None:
+    """A process (re)started during an outage, on a database never migrated: it starts,
+    routes its callers, spools their tickets, and when the database answers it brings the
+    schema up and replays them, each once."""
+    url, proxy = proxied
+    await proxy.cut()
+    async with running_line(
+        url, spool_path=tmp_path / "spool.db", spool_replay_every_s=0.2
+    ) as line:
+        durable = line.app[TICKETS]
+        during = [
+            await call_at(line, NOON, dtmf_caller()),
+            await call_at(line, NIGHT, voicemail_caller()),
+        ]
+        assert [(q.queue, q.result) for q in during[0].queue_results] == [
+            ("desk-tax-registration", "bridged")
+        ]
+        assert any("您的留言已收到" in said for said in during[1].said)
+        _, health = await line.api("/healthz", token=None)
+        assert health["status"] == "degraded" and health["database"] == "unreachable"
+        assert not durable.ready and durable.spool.depth() >= 6
+
+        await proxy.restore()
+        await wait_for(
+            lambda: durable.ready and durable.spool.depth() == 0, 30, "the schema and the replay"
+        )
+        assert '"event":"database_unreachable_at_start"' in line.log.getvalue()
+        assert '"event":"database_reachable"' in line.log.getvalue()
+        reference = [
+            await call_at(line, NOON, dtmf_caller()),
+            await call_at(line, NIGHT, voicemail_caller()),
+        ]
+
+    sids = [r.call_sid for r in during + reference]
+    found = await counts(postgres, sids)
+    assert found["*"]["tickets"] == 4
+    for record, like in zip(during, reference, strict=True):
+        same_shape(found[record.call_sid], found[like.call_sid])
+
+
+async def test_a_database_that_answers_with_an_error_at_start_stops_the_process(
+    postgres: str,
+) -> None:
+    """Away is waited for; wrong is not: a database that does not exist is a fault to fix."""
+    missing = make_url(postgres).set(database="hotline_no_such_database")
+    with pytest.raises(Exception, match="does not exist"):
+        async with running_line(missing.render_as_string(hide_password=False)):
+            pass
+
+
 # -- Twilio retries ------------------------------------------------------------------------
 
 RETRIED_SID = "CA" + "7" * 32

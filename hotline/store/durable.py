@@ -150,6 +150,9 @@ class DurableTickets:
         self._clock = clock
         self._replay_timeout_s = replay_timeout_s
         self._replaying = asyncio.Lock()
+        # False while the schema could not be checked (the process started with its database
+        # away): every write goes to the spool and nothing is replayed until it is.
+        self.ready = True
 
     @classmethod
     def open(
@@ -193,6 +196,9 @@ class DurableTickets:
         await self._write(op)
 
     async def _write(self, op: SpooledOp) -> str | None:
+        if not self.ready:
+            self._spool(op, "schema-not-checked")
+            return None
         if self.spool.holds(op.call.call_sid):
             # Never ahead of an earlier write of the same call still in the spool.
             self._spool(op, "earlier-writes-spooled")
@@ -254,7 +260,7 @@ class DurableTickets:
         pruned_at: datetime | None = None
         while True:
             try:
-                if self.spool.depth():
+                if self.spool.depth() and self.ready:
                     result = await self.replay()
                     if result.applied or result.set_aside:
                         log.info(
@@ -265,7 +271,7 @@ class DurableTickets:
                         )
                 now = self._clock()
                 due = pruned_at is None or now - pruned_at > PRUNE_EVERY
-                if not self.spool.depth() and due:
+                if self.ready and not self.spool.depth() and due:
                     await self.budget.within(
                         self._replay_timeout_s, self.store.forget_operations(now - KEEP_KEYS)
                     )

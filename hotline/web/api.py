@@ -132,6 +132,8 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:
         log.exception("health_database_failed")
         database = "unreachable"
+    if database == "ok" and not request.app[TICKETS].ready:
+        database = "schema-pending"  # it answers again; the schema is checked in a moment
     redis = await request.app[SHARED].check()
     healthy = database == "ok" and redis != "unreachable" and not live.errors
     body = {

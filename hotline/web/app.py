@@ -19,6 +19,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 from multidict import MultiDict
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.callbacks.dialer import TwilioDialer
 from hotline.callbacks.dispatcher import Dispatcher
@@ -31,7 +32,7 @@ from hotline.shared import open_shared
 from hotline.speech_queue import QueuedSpeech
 from hotline.store.agents import AgentStore
 from hotline.store.casework import CaseStore
-from hotline.store.durable import DurableTickets
+from hotline.store.durable import DurableTickets, unreachable
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobStore
 from hotline.store.tickets import TicketStore
@@ -151,7 +152,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     live = app[CONFIG]
     plan = live.current.plan
     engine = make_engine(settings.database_url)
-    await upgrade(engine)
+    migrated = await _upgrade_or_later(engine)
     app[STORE] = TicketStore(
         engine,
         plan.hours.zone,
@@ -172,6 +173,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     spool = app[TICKETS].spool
     app[METRICS].set_spool_depth_source(lambda: float(spool.depth()))
+    migrating = None
+    if not migrated:
+        app[TICKETS].ready = False
+        migrating = asyncio.create_task(
+            _upgrade_when_reachable(engine, app[TICKETS], settings.spool_replay_every_s)
+        )
     replaying = asyncio.create_task(app[TICKETS].run(settings.spool_replay_every_s))
     dispatching = _dispatcher(app)
     due_watch = asyncio.create_task(_warn_due(app, settings.due_sweep_s))
@@ -197,7 +204,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     yield
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.remove_signal_handler(signal.SIGHUP)
-    await _stop(watcher, dispatching, due_watch, replaying)
+    await _stop(watcher, dispatching, due_watch, replaying, migrating)
     await app[DIALER].close()
     await app[TICKETS].close()
     await app[VOICEMAILS].close()
@@ -206,6 +213,42 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await session.close()
     await app[STORE].aclose()
     await engine.dispose()
+
+
+async def _upgrade_or_later(engine: AsyncEngine) -> bool:
+    """The schema brought up to date now; False when the database cannot be reached.
+
+    A process that restarts while its database is away (the outage that the spool is for)
+    still starts: calls are answered, their tickets spooled, and the schema is checked
+    when the database answers again. A database that answers with an error is a fault
+    to fix, and the process does not start.
+    """
+    try:
+        await upgrade(engine)
+    except Exception as error:
+        if not unreachable(error):
+            raise
+        log.warning("database_unreachable_at_start", error=type(error).__name__)
+        return False
+    return True
+
+
+async def _upgrade_when_reachable(
+    engine: AsyncEngine, tickets: DurableTickets, every_s: float
+) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await upgrade(engine)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if not unreachable(error):
+                log.exception("database_upgrade_failed")
+            continue
+        log.info("database_reachable", spooled=tickets.spool.depth())
+        tickets.ready = True
+        return
 
 
 async def _stop(*tasks: asyncio.Task[None] | None) -> None:
