@@ -16,6 +16,7 @@ from ivr.actions import (
     Dial,
     Gather,
     Hangup,
+    Pause,
     Redirect,
     Say,
     TicketChange,
@@ -179,6 +180,28 @@ def agent_step(
         case OutcomeKeyed(digits=digits):
             return _wrapped(state, OUTCOME_KEYS.get(digits.strip()))
     raise AssertionError(f"unhandled agent event {event!r}")  # pragma: no cover
+
+
+def agent_rescue(
+    plan: IvrPlan, state: AgentCallState, hook: AgentHook | None, *, idle_recheck_s: int = 10
+) -> tuple[AgentCallState, tuple[Action, ...]]:
+    """Where an agent's call goes when handling `hook` broke (the database away, say):
+    never into a callers' queue, never a dead end.
+
+    On the caller's leg, just before the two are connected (`GREET`): nothing, so the
+    connection goes ahead. A logged-in agent keeps the line and looks again after a
+    pause, as when nobody waits. A login that could not be completed ends with an
+    apology: the agent calls again.
+    """
+    if hook is AgentHook.GREET:
+        return state, ()
+    if hook in (AgentHook.NEXT, AgentHook.AFTER, AgentHook.WRAP) and state.agent:
+        again = replace(state, caller=None)
+        return again, (
+            Pause(idle_recheck_s),
+            Redirect(AgentTarget(AgentHook.NEXT, again)),
+        )
+    return state, (say(state.lang, plan.prompts.agent_system_error), Hangup())
 
 
 def _connect(

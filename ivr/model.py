@@ -110,6 +110,7 @@ class Prompts:
     agent_greet_caller: Text
     agent_wrap: Text
     agent_bye: Text
+    agent_system_error: Text
     key_names: Mapping[str, Text]  # how "*" and "#" are spoken
 
 

@@ -8,7 +8,17 @@ import pytest
 
 from hotline.config import LoadedConfig
 from hotline.pins import hash_pin, is_pin_hash, verify_pin
-from ivr.actions import AgentHook, Dial, Gather, Hangup, Redirect, Say
+from ivr.actions import (
+    AgentHook,
+    AgentTarget,
+    Dial,
+    Enqueue,
+    Gather,
+    Hangup,
+    Pause,
+    Redirect,
+    Say,
+)
 from ivr.agent import (
     MAX_PIN_TRIES,
     AgentCalled,
@@ -22,6 +32,7 @@ from ivr.agent import (
     NextCaller,
     OutcomeKeyed,
     PinChecked,
+    agent_rescue,
     agent_step,
 )
 from ivr.model import IvrPlan
@@ -188,3 +199,21 @@ def test_an_overdue_caller_at_a_backup_desk_counts_as_primary() -> None:
     assert next_caller(general_first, [late, long_waiting]) == late
     overdue = Waiting("t", "tax-invoice", "desk-tax-invoice", long_waiting.joined_at, overdue=True)
     assert next_caller(general_first, [late, overdue]) == overdue
+
+
+def test_a_failed_agent_webhook_never_puts_the_agent_in_a_callers_queue(plan: IvrPlan) -> None:
+    logged_in = AgentCallState(lang="zh", agent="1001", caller="CA" + "5" * 32)
+    for hook in AgentHook:
+        _, actions = agent_rescue(plan, logged_in, hook, idle_recheck_s=7)
+        assert not any(isinstance(a, Enqueue | Dial) for a in actions), hook
+    # The caller's leg, just before the connection: nothing, so the connection goes ahead.
+    assert agent_rescue(plan, logged_in, AgentHook.GREET)[1] == ()
+    # A logged-in agent keeps the line and looks for the next caller after a pause.
+    again, actions = agent_rescue(plan, logged_in, AgentHook.NEXT, idle_recheck_s=7)
+    assert again.caller is None
+    assert actions == (Pause(7), Redirect(AgentTarget(AgentHook.NEXT, again)))
+    # A login that could not be completed: an apology, the end of the call.
+    for hook in (None, AgentHook.ID, AgentHook.PIN):
+        _, actions = agent_rescue(plan, AgentCallState(lang="en"), hook)
+        assert said(actions) == plan.prompts.agent_system_error["en"]
+        assert isinstance(actions[-1], Hangup)

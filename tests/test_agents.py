@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
 from hotline.carrier.callers import BridgeEnd, QueueChoice, QueuePlan, ScriptedCaller
 from hotline.carrier.carrier import CallRecord
@@ -301,3 +302,19 @@ async def test_agents_added_through_the_ops_api_log_in_and_take_callers(line: Li
     assert status == 200
     status, body = await line.api("/api/agents/2001", method="DELETE")
     assert (status, body["error"]) == (404, "agent-not-found")
+
+
+async def test_an_agent_whose_login_fails_on_the_database_is_not_queued_as_a_caller(
+    line: Line, db_url: str
+) -> None:
+    engine = make_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE agent_events"))
+        await conn.execute(text("DROP TABLE agent_states"))
+    await engine.dispose()
+    record = await agent_call(line, agent(["1001#", "1234#"]))
+    assert record.application_error is None
+    assert record.queue_results == [] and record.bridged_with == []
+    assert record.said[-1] == "抱歉，系统暂时无法登录，请稍后再拨。"
+    assert "抱歉，系统繁忙，正在为您转接综合咨询专席。" not in record.said
+    assert events(line, "webhook_failed")[0]["path"] == "/twilio/agent-pin"

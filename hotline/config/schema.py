@@ -179,6 +179,7 @@ class PromptsFile(Strict):
     agent_greet_caller: Text
     agent_wrap: Text
     agent_bye: Text
+    agent_system_error: Text
     key_names: dict[Literal["*", "#"], Text] = {}
 
 

@@ -31,6 +31,7 @@ from ivr.agent import (
     NextCaller,
     OutcomeKeyed,
     PinChecked,
+    agent_rescue,
     agent_step,
 )
 from ivr.state import AgentCallState
@@ -68,6 +69,21 @@ async def agent_status(request: web.Request) -> web.Response:
             )
             await agents.release(status.agent_id)
     return empty_twiml()
+
+
+def rescue_response(request: web.Request) -> web.Response:
+    """Safe TwiML for an agent's webhook whose handling failed (see `agent_rescue`)."""
+    if request.path.endswith("/agent-status"):
+        return empty_twiml()  # a status callback: Twilio runs no TwiML from it
+    config = request.app[CONFIG].current
+    try:
+        hook: AgentHook | None = AgentHook(request.path.rsplit("/", 1)[-1])
+    except ValueError:
+        hook = None  # the agent number's own Voice URL, /twilio/agent
+    _, actions = agent_rescue(
+        config.plan, _state(request), hook, idle_recheck_s=config.staffing.idle_recheck_s
+    )
+    return twiml_response(request, config.plan, actions)
 
 
 def _state(request: web.Request) -> AgentCallState:

@@ -365,4 +365,6 @@ async def twilio_guard(request: web.Request, handler: Any) -> web.StreamResponse
         raise
     except Exception:
         log.exception("webhook_failed", path=request.path, call_sid=form.get("CallSid"))
+        if request.path.startswith("/twilio/agent"):
+            return agents.rescue_response(request)  # an agent is never put in a callers' queue
         return calls.rescue_response(request)
