@@ -213,7 +213,7 @@ def test_a_failed_agent_webhook_never_puts_the_agent_in_a_callers_queue(plan: Iv
     assert again.caller is None
     assert actions == (Pause(7), Redirect(AgentTarget(AgentHook.NEXT, again)))
     # A login that could not be completed: an apology, the end of the call.
-    for hook in (None, AgentHook.ID, AgentHook.PIN):
-        _, actions = agent_rescue(plan, AgentCallState(lang="en"), hook)
+    for login in (None, AgentHook.ID, AgentHook.PIN):
+        _, actions = agent_rescue(plan, AgentCallState(lang="en"), login)
         assert said(actions) == plan.prompts.agent_system_error["en"]
         assert isinstance(actions[-1], Hangup)
