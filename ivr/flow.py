@@ -128,6 +128,13 @@ def rescue(
     return joined, (sorry, _enqueue(joined, general.queue))
 
 
+def refused(plan: IvrPlan) -> tuple[Action, ...]:
+    """A new call refused (its number called too often): a short apology in every language
+    of the line, then the end of the call."""
+    said = tuple(Say(plan.prompts.rate_limited[code], code) for code in plan.language_codes())
+    return (*said, Hangup())
+
+
 def _sanitised(plan: IvrPlan, state: CallState) -> CallState:
     """A state from an older config or a mangled URL still leads somewhere real."""
     if state.lang not in plan.language_codes():

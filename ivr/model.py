@@ -95,6 +95,7 @@ class Prompts:
     queue_estimate: Text  # {minutes}
     queue_offer_voicemail: Text
     system_error: Text
+    rate_limited: Text
     understood_confirm: Text  # {desk}
     understood_choose: Text  # {first} {second}
     not_understood: Text

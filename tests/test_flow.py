@@ -37,7 +37,7 @@ from ivr.events import (
     RoutingRequested,
     Understanding,
 )
-from ivr.flow import initial_state, rescue, step, voicemail_understood
+from ivr.flow import initial_state, refused, rescue, step, voicemail_understood
 from ivr.model import IvrPlan
 from ivr.state import CallState
 from routing.hours import BusinessHours
@@ -395,3 +395,10 @@ def test_a_menu_says_what_its_own_config_says(plan: IvrPlan) -> None:
     after = spoken(step(reworded, state, NoInput())[1])
     assert "（新）" in after and "（新）" not in before
     assert spoken(step(plan, state, NoInput())[1]) == before
+
+
+def test_a_refused_call_hears_the_configured_apology_in_every_language(plan: IvrPlan) -> None:
+    reworded = replace(
+        plan, prompts=replace(plan.prompts, rate_limited={"zh": "请稍后再拨。", "en": "Later."})
+    )
+    assert refused(reworded) == (Say("请稍后再拨。", "zh"), Say("Later.", "en"), Hangup())

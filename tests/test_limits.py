@@ -7,13 +7,16 @@ import json
 import xml.etree.ElementTree as ET
 
 from hotline.carrier.callers import ScriptedCaller
-from hotline.web.limits import REFUSAL
+from hotline.config import LoadedConfig
 from tests.line import ADMIN_TOKEN, running_line
 
 NUMBER = "+8613700005555"
 
 
-async def test_a_number_calling_too_often_is_refused_politely(db_url: str) -> None:
+async def test_a_number_calling_too_often_is_refused_politely(
+    db_url: str, shipped: LoadedConfig
+) -> None:
+    sorry = shipped.plan.prompts.rate_limited
     async with running_line(db_url, calls_per_caller_per_min=1) as line:
         first = await line.call(ScriptedCaller(keys=["0"]), from_number=NUMBER)
         assert first.queue_results  # reached the general desk's queue
@@ -29,8 +32,8 @@ async def test_a_number_calling_too_often_is_refused_politely(db_url: str) -> No
         verbs = list(ET.fromstring(response.content))
         assert [v.tag for v in verbs] == ["Say", "Say", "Hangup"]
         assert [(v.get("language"), v.text) for v in verbs[:2]] == [
-            ("zh-CN", REFUSAL["zh"]),
-            ("en-US", REFUSAL["en"]),
+            ("zh-CN", sorry["zh"]),
+            ("en-US", sorry["en"]),
         ]
         log = line.log.getvalue()
         assert '"event":"caller_rate_limited"' in log and '"+86137****5555"' in log

@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hotline.carrier.callers import QueueChoice, QueuePlan, ScriptedCaller
 from hotline.carrier.carrier import CallRecord
-from hotline.web.limits import REFUSAL
+from tests.conftest import CONFIG_DIR
 from tests.line import ADMIN_TOKEN, Line, running_line
 from tests.redis_proxy import redis_or_skip, redis_proxy, unique_prefix
 
 TO = "+8610123450000"
+# What a refused caller hears, as the shipped prompts say it.
+REFUSAL = yaml.safe_load((CONFIG_DIR / "prompts.yaml").read_text(encoding="utf-8"))["rate_limited"]
 
 
 def refused(call: CallRecord) -> bool:

@@ -164,6 +164,7 @@ class PromptsFile(Strict):
     queue_estimate: Text
     queue_offer_voicemail: Text
     system_error: Text
+    rate_limited: Text
     understood_confirm: Text
     understood_choose: Text
     not_understood: Text

@@ -30,7 +30,7 @@ from hotline.web.keys import (
     UNDERSTANDER,
     VOICEMAILS,
 )
-from hotline.web.limits import caller_over_limit, refusal
+from hotline.web.limits import caller_over_limit
 from hotline.web.metrics import count_flow
 from hotline.web.staff import directory
 from hotline.web.twilio_in import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
@@ -50,7 +50,7 @@ from ivr.events import (
     RecordingMissing,
     RoutingRequested,
 )
-from ivr.flow import initial_state, rescue, step, waited_too_long
+from ivr.flow import initial_state, refused, rescue, step, waited_too_long
 from ivr.model import IvrPlan
 from ivr.state import CallState
 from routing.tickets import QueueResult, RecordingKind
@@ -78,7 +78,7 @@ async def voice(request: web.Request) -> web.Response:
             outcome="refused:rate-limited",
         )
         request.app[METRICS].call_outcome("voice", "refused:rate-limited")
-        return twiml_response(request, plan, refusal(plan))
+        return twiml_response(request, plan, refused(plan))
     now = request.app[CLOCK]()
     # The call keeps this config to its end, even if a reload comes in the meantime.
     started = replace(initial_state(plan), config=request.app[CONFIG].current.digest)

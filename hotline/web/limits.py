@@ -16,18 +16,10 @@ from hotline.shared import Window, digest
 from hotline.web.api import CALLER, error
 from hotline.web.keys import CLOCK, SETTINGS, SHARED
 from hotline.web.twilio_in import Webhook
-from ivr.actions import Action, Hangup, Say
-from ivr.model import IvrPlan
 
 log = structlog.get_logger("hotline.limits")
 
 WINDOW_S = 60
-# What a refused caller hears, in each language of the line (English for any other code).
-REFUSAL = {
-    "zh": "您好，这个号码刚才来电次数过多，请稍后再拨。谢谢。",
-    "en": "Sorry, this number has called too many times in the last minute. "
-    "Please call again a little later. Thank you.",
-}
 _DIALABLE = re.compile(r"^\+[1-9][0-9]{7,14}$")
 # What Twilio puts in From when the caller's number is withheld (ANONYMOUS, RESTRICTED,
 # BLOCKED, UNKNOWN, UNAVAILABLE on a keypad): many callers, not one, so never limited.
@@ -53,14 +45,6 @@ async def caller_over_limit(request: web.Request, webhook: Webhook) -> bool:
 
 def countable(number: str) -> bool:
     return bool(_DIALABLE.match(number)) and number not in WITHHELD
-
-
-def refusal(plan: IvrPlan) -> list[Action]:
-    """A short apology in every language of the line, then the end of the call."""
-    said: list[Action] = [
-        Say(REFUSAL.get(lang.code, REFUSAL["en"]), lang.code) for lang in plan.languages
-    ]
-    return [*said, Hangup()]
 
 
 @web.middleware
