@@ -84,6 +84,14 @@ async def call_at(line: Line, when: datetime, caller: ScriptedCaller) -> CallRec
     return record
 
 
+async def both_paths(line: Line) -> list[CallRecord]:
+    """A call to a desk's queue at noon, and a voicemail at night."""
+    return [
+        await call_at(line, NOON, dtmf_caller()),
+        await call_at(line, NIGHT, voicemail_caller()),
+    ]
+
+
 async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -162,10 +170,7 @@ async def test_postgres_unreachable_for_30_s_loses_and_doubles_no_ticket(
         url, spool_path=tmp_path / "spool.db", spool_replay_every_s=0.2
     ) as line:
         durable = line.app[TICKETS]
-        reference = [
-            await call_at(line, NOON, dtmf_caller()),
-            await call_at(line, NIGHT, voicemail_caller()),
-        ]
+        reference = await both_paths(line)
         assert durable.spool.depth() == 0
 
         await proxy.cut()
@@ -218,10 +223,7 @@ async def test_a_server_started_while_its_database_is_away_answers_and_keeps_the
         url, spool_path=tmp_path / "spool.db", spool_replay_every_s=0.2
     ) as line:
         durable = line.app[TICKETS]
-        during = [
-            await call_at(line, NOON, dtmf_caller()),
-            await call_at(line, NIGHT, voicemail_caller()),
-        ]
+        during = await both_paths(line)
         assert [(q.queue, q.result) for q in during[0].queue_results] == [
             ("desk-tax-registration", "bridged")
         ]
@@ -236,10 +238,7 @@ async def test_a_server_started_while_its_database_is_away_answers_and_keeps_the
         )
         assert '"event":"database_unreachable_at_start"' in line.log.getvalue()
         assert '"event":"database_reachable"' in line.log.getvalue()
-        reference = [
-            await call_at(line, NOON, dtmf_caller()),
-            await call_at(line, NIGHT, voicemail_caller()),
-        ]
+        reference = await both_paths(line)
 
     sids = [r.call_sid for r in during + reference]
     found = await counts(postgres, sids)
