@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.engine import Connection
 
-from hotline.store.engine import Transactions, make_engine
+from hotline.store.engine import Transactions, make_engine, reads
 
 metadata = MetaData()
 notes = Table("tx_notes", metadata, Column("id", Integer, primary_key=True), Column("text", String))
@@ -73,3 +73,12 @@ async def test_sqlite_files_are_written_on_the_writer_thread(
         assert thread == "sqlite-writer"
     else:
         assert thread == threading.current_thread().name  # the event loop's, through run_sync
+
+
+async def test_a_read_in_progress_does_not_hold_up_a_write(transactions: Transactions) -> None:
+    """A live view's or a search's read, still open, and a call's ticket write meanwhile:
+    the write goes through (on SQLite a write-locking read kept it waiting 5 s)."""
+    async with reads(transactions.engine).connect() as conn:
+        assert list(await conn.scalars(select(notes.c.text))) == []  # its transaction is open
+        await asyncio.wait_for(transactions.run(add, 3, "while read"), 2)
+    assert await transactions.run(texts) == ["while read"]

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hotline.store.engine import reads
 from hotline.store.tables import agent_events, agent_states, agents, queue_members, tickets
 from hotline.store.tickets import STALE_QUEUE_AFTER
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
@@ -46,7 +47,7 @@ class AgentStore:
 
     async def directory(self, configured: Mapping[str, Agent]) -> dict[str, Agent]:
         """Every agent: those of agents.yaml, and those added through the ops API."""
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             rows = (await conn.execute(select(agents))).all()
         found = {
             r.id: Agent(
@@ -125,7 +126,7 @@ class AgentStore:
             )
 
     async def states(self) -> dict[str, AgentStatus]:
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             rows = (await conn.execute(select(agent_states))).all()
         return {
             r.agent_id: AgentStatus(
@@ -180,7 +181,7 @@ class AgentStore:
 
     async def waiting_now(self, now: datetime) -> list[dict[str, Any]]:
         """Everyone waiting, for the live view."""
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             rows = (
                 await conn.execute(
                     select(queue_members)
@@ -197,7 +198,7 @@ class AgentStore:
             .join(tickets, tickets.c.id == queue_members.c.ticket_id)
             .where(queue_members.c.joined_at >= start)
         )
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             QueueStay(

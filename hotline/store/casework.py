@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hotline.store.engine import reads
 from hotline.store.jobs import JobKind, owe_call
 from hotline.store.tables import ticket_history, tickets
 from hotline.store.tickets import ticket_view, write_ticket
@@ -141,7 +142,7 @@ class CaseStore:
         query = select(tickets.c.number).where(due_condition(kind, now))
         if department is not None:
             query = query.where(tickets.c.department == department)
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             numbers = (await conn.scalars(query.order_by(tickets.c.due_at, tickets.c.id))).all()
             found = [await ticket_view(conn, n) for n in numbers]
         return [t for t in found if t is not None]

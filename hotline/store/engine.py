@@ -54,7 +54,7 @@ def make_engine(url: str, *, statement_timeout_ms: int = 2000) -> AsyncEngine:
             pool_timeout=10,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     # Bounded pool and statement timeout: a slow database must not hold a webhook past
     # Twilio's 15 s budget.
@@ -231,6 +231,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def reads(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for blocks that only read (`reads(engine).connect()`).
+
+    On SQLite their transactions begin deferred: in WAL mode a reader never holds the
+    write lock, so the live view, /healthz or a ticket search never keep a call's ticket
+    write waiting. Elsewhere, the engine as it is.
+    """
+    return engine.execution_options(**{_READS: True})
+
+
+_READS = "hotline_reads"
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get(_READS):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        _sqlite_begin_immediate(connection)
 
 
 def _sqlite_begin_immediate(connection: Connection) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hotline.store.engine import reads
 from hotline.store.history import add_history
 from hotline.store.tables import callback_jobs, recordings, tickets
 from ivr.outbound import OwedCallFacts
@@ -174,7 +175,7 @@ class JobStore:
 
     async def facts(self, job_id: int) -> tuple[OwedCallFacts, str, str | None] | None:
         """What the call is about, the ticket's language, and the job's current call."""
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             row = (
                 await conn.execute(
                     select(
@@ -276,7 +277,7 @@ class JobStore:
             return await _settle(conn, row, attempt, now, policy, call_status)
 
     async def jobs_of(self, ticket_number: str) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             rows = await conn.execute(
                 select(callback_jobs)
                 .join(tickets, tickets.c.id == callback_jobs.c.ticket_id)
@@ -288,7 +289,7 @@ class JobStore:
     async def counts(self) -> dict[tuple[str, str], int]:
         """Jobs by (kind, state), every pair present (0 when there is none)."""
         found = {(kind.value, state.value): 0 for kind in JobKind for state in JobState}
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             rows = await conn.execute(
                 select(callback_jobs.c.kind, callback_jobs.c.state, func.count()).group_by(
                     callback_jobs.c.kind, callback_jobs.c.state

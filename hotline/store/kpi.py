@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hotline.store.engine import reads
 from hotline.store.tables import tickets
 from routing.kpi import KpiDimension, KpiRow, TicketFacts, kpi_total, kpis
 from routing.tickets import TicketStatus
@@ -73,7 +74,7 @@ async def period_facts(
             still_owed,
         )
     )
-    async with engine.connect() as conn:
+    async with reads(engine).connect() as conn:
         rows = (await conn.execute(query)).all()
     return [TicketFacts(**row._mapping) for row in rows]
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.store.engine import Transactions
+from hotline.store.engine import Transactions, reads
 from hotline.store.history import add_history
 from hotline.store.jobs import JobKind, owe_call
 from hotline.store.tables import (
@@ -216,7 +216,7 @@ class TicketStore:
         return await self._tx.run(_waiting, tuple(queues), now)
 
     async def get(self, number: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             return await ticket_view(conn, number)
 
     async def search(self, query: TicketQuery) -> tuple[list[dict[str, Any]], int]:
@@ -236,7 +236,7 @@ class TicketStore:
         for condition in query.where:
             base = base.where(condition)
         limit = max(1, min(query.limit, MAX_PAGE))
-        async with self.engine.connect() as conn:
+        async with reads(self.engine).connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(base.subquery()))
             rows = await conn.execute(
                 base.order_by(tickets.c.id.desc()).limit(limit).offset(max(0, query.offset))

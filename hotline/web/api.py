@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hotline.access import identify
 from hotline.pins import hash_pin
 from hotline.store.casework import due_condition, visible_to
+from hotline.store.engine import reads
 from hotline.store.tickets import MAX_PAGE, CallRef, TicketQuery
 from hotline.web import openapi
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, SHARED, STORE, TICKETS
@@ -155,7 +156,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def _ping(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
+    async with reads(engine).connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 

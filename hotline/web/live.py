@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from hotline.store.engine import reads
 from hotline.store.tables import tickets
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, SHARED, STORE, UNCHANGED
 from hotline.web.staff import directory
@@ -156,7 +157,7 @@ async def _calls_per_hour(request: web.Request, now: datetime) -> list[int]:
         .where(tickets.c.created_at < start + timedelta(days=1))
     )
     hours = [0] * 24
-    async with request.app[STORE].engine.connect() as conn:
+    async with reads(request.app[STORE].engine).connect() as conn:
         for (created,) in (await conn.execute(query)).all():
             hours[created.astimezone(zone).hour] += 1
     return hours
