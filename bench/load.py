@@ -647,6 +647,36 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f}"
 
 
+class LiveViewers:
+    """`count` supervisors with the live page open: each an event stream of /api/live/events
+    (every change re-reads the line), read to the end of each event and thrown away."""
+
+    def __init__(self, session: aiohttp.ClientSession, front: Front, count: int) -> None:
+        self._session = session
+        self._front = front
+        self._count = count
+        self._tasks: list[asyncio.Task[None]] = []
+        self.events = 0
+
+    async def _watch(self) -> None:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        url = self._front.base() + "/api/live/events"
+        async with self._session.get(url, headers=headers, timeout=timeout) as response:
+            async for line in response.content:
+                if line.startswith(b"data:"):
+                    self.events += 1
+
+    async def __aenter__(self) -> LiveViewers:
+        self._tasks = [asyncio.create_task(self._watch()) for _ in range(self._count)]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class LagProbe:
     """How late this client's own event loop wakes up: its share of the latencies."""
 
@@ -713,6 +743,8 @@ class SetupResult:
     speech_note: str
     settled_s: float
     cpu_per_webhook: float
+    live_streams: int = 0
+    live_events: int = 0
 
     @property
     def menu_p99(self) -> float:
@@ -746,6 +778,11 @@ def print_setup(result: SetupResult) -> None:
             f"   {own if handler else '-'}"
         )
     print(f"  this client's event-loop lag p99: {result.lag_p99 * 1000:.1f} ms")
+    if result.live_streams:
+        print(
+            f"live view: {result.live_streams} event streams open through the calls,"
+            f" {result.live_events} snapshots received"
+        )
     print(f"server CPU per webhook (all processes): {result.cpu_per_webhook * 1000:.2f} ms")
     print(f"errors: {len(result.errors)}")
     for line in result.errors[:10]:
@@ -877,18 +914,21 @@ async def run_setup(
         offsets = log_offsets(servers)
         cpu_before = sum(s.cpu_seconds() for s in servers)
 
-        with LagProbe() as probe:
-            open_calls = [c for c in planned if c.path != "after-hours"]
-            closed_calls = [c for c in planned if c.path == "after-hours"]
-            print(f"[{label}] {len(open_calls)} calls with the line open", file=sys.stderr)
-            opened = await place_calls(carrier, open_calls, args.concurrency, args.ramp, args.think)
-            print(f"[{label}] closing the line (emergency switch, SIGHUP)", file=sys.stderr)
-            await set_line_closed(config_dir, True, servers, session)
-            print(f"[{label}] {len(closed_calls)} calls after hours", file=sys.stderr)
-            closed = await place_calls(
-                carrier, closed_calls, args.concurrency, args.ramp, args.think
-            )
-            await set_line_closed(config_dir, False, servers, session)
+        async with LiveViewers(session, front, args.live_streams) as viewers:
+            with LagProbe() as probe:
+                open_calls = [c for c in planned if c.path != "after-hours"]
+                closed_calls = [c for c in planned if c.path == "after-hours"]
+                print(f"[{label}] {len(open_calls)} calls with the line open", file=sys.stderr)
+                opened = await place_calls(
+                    carrier, open_calls, args.concurrency, args.ramp, args.think
+                )
+                print(f"[{label}] closing the line (emergency switch, SIGHUP)", file=sys.stderr)
+                await set_line_closed(config_dir, True, servers, session)
+                print(f"[{label}] {len(closed_calls)} calls after hours", file=sys.stderr)
+                closed = await place_calls(
+                    carrier, closed_calls, args.concurrency, args.ramp, args.think
+                )
+                await set_line_closed(config_dir, False, servers, session)
         handler = server_durations(servers, offsets)
 
         cpu = sum(s.cpu_seconds() for s in servers) - cpu_before
@@ -974,6 +1014,8 @@ async def run_setup(
             speech_note=speech_note,
             settled_s=settled,
             cpu_per_webhook=cpu / max(1, len(carrier.samples)),
+            live_streams=args.live_streams,
+            live_events=viewers.events,
         )
     finally:
         for front in fronts:
@@ -1007,6 +1049,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=32, help="requests in flight at saturation")
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds at saturation, each side (best taken)"
+    )
+    parser.add_argument(
+        "--live-streams", type=int, default=0, help="live-page event streams open meanwhile"
     )
     parser.add_argument("--setups", default="sqlite,postgres", help="sqlite, postgres, or both")
     parser.add_argument(
