@@ -48,6 +48,7 @@ from hotline.web.keys import (
     DIALER,
     DISPATCHER,
     JOBS,
+    LIVE_READS,
     METRICS,
     SETTINGS,
     SHARED,
@@ -60,6 +61,7 @@ from hotline.web.keys import (
     Clock,
 )
 from hotline.web.kpi import get_kpi
+from hotline.web.live_reads import SharedReads
 from hotline.web.twilio_in import SignatureCheck
 from hotline.web.twiml import TwimlDocuments
 from speech.classifier import SpecialtyClassifier
@@ -96,6 +98,7 @@ def make_app(
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TWIML_DOCUMENTS] = TwimlDocuments()
+    app[LIVE_READS] = SharedReads(fresh_s=live.MIN_GAP_S)
     app[CONFIG] = LiveConfig(config)
     app[CLOCK] = clock
     app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token, settings.twilio_webhook_shared_key)

@@ -20,6 +20,7 @@ from hotline.store.jobs import JobStore
 from hotline.store.tickets import TicketStore
 from hotline.understanding import ClassifierCache, Understander
 from hotline.voicemail import VoicemailReader
+from hotline.web.live_reads import SharedReads
 from hotline.web.twilio_in import SignatureCheck
 from hotline.web.twiml import TwimlDocuments
 
@@ -44,6 +45,8 @@ TWIML_DOCUMENTS = web.AppKey("twiml_documents", TwimlDocuments)
 VOICEMAILS = web.AppKey("voicemails", VoicemailReader)
 # Rate-limit counters and the live view's change notices: Redis, or this process alone.
 SHARED: web.AppKey[SharedState] = web.AppKey("shared")
+# The live streams' reads of the line, shared by the streams a change wakes together.
+LIVE_READS = web.AppKey("live_reads", SharedReads)
 # Set by a webhook that changed nothing the live view shows (a move between menus, a
 # hold-music loop): no announcement to the live streams then.
 UNCHANGED = web.RequestKey("unchanged", bool)

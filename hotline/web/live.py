@@ -14,7 +14,16 @@ from sqlalchemy import select
 
 from hotline.store.engine import reads
 from hotline.store.tables import tickets
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, SHARED, STORE, UNCHANGED
+from hotline.web.keys import (
+    AGENTS,
+    CLOCK,
+    CONFIG,
+    LIVE_READS,
+    SETTINGS,
+    SHARED,
+    STORE,
+    UNCHANGED,
+)
 from hotline.web.staff import directory
 from routing.acd import AgentState
 from routing.metrics import desk_metrics
@@ -56,7 +65,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     written = loop.time()
     while True:
         woken = changes.token()
-        current = await snapshot(request)
+        current = await request.app[LIVE_READS].snapshot(woken, lambda: snapshot(request))
         read = loop.time()
         body = json.dumps({k: v for k, v in current.items() if k != "at"}, sort_keys=True)
         try:
