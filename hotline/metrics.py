@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping
+from typing import TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
+S = TypeVar("S")  # a metric's series (a labelled child)
 _LABEL_WORD = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")
 
 
@@ -87,10 +89,7 @@ class Metrics:
             ["answer"],
             registry=registry,
         )
-        # The series every webhook touches, found once: `labels()` takes a lock and checks
-        # its values each time. The keys are bounded as the label values are.
-        self._request_series: dict[tuple[str, str, int], Histogram] = {}
-        self._outcome_series: dict[tuple[str, str], Counter] = {}
+        self._hot: dict[tuple[str, ...], object] = {}
         self._spool_source: Callable[[], float] = lambda: 0.0
         self._spool_last = 0.0
         self.spool_depth = Gauge(
@@ -115,19 +114,20 @@ class Metrics:
     # -- set by the edge and the services --------------------------------------------------
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        timer = self._request_series.get(key)
-        if timer is None:
-            timer = self._request_series[key] = self.requests.labels(route, method, str(status))
-        timer.observe(seconds)
+        key = ("request", route, method, str(status))
+        self._series(key, lambda: self.requests.labels(*key[1:])).observe(seconds)
 
     def call_outcome(self, route: str, outcome: str) -> None:
-        key = (route, outcome)
-        counter = self._outcome_series.get(key)
-        if counter is None:
-            counter = self.call_outcomes.labels(route, bounded(outcome))
-            self._outcome_series[key] = counter
-        counter.inc()
+        key = ("outcome", route, outcome)
+        self._series(key, lambda: self.call_outcomes.labels(route, bounded(outcome))).inc()
+
+    def _series(self, key: tuple[str, ...], child: Callable[[], S]) -> S:
+        """The series every webhook touches, found once: `labels()` takes a lock and checks
+        its values each time. The keys are bounded as the label values are."""
+        found = self._hot.get(key)
+        if found is None:
+            found = self._hot[key] = child()
+        return cast(S, found)
 
     def queue_joined(self, specialty: str) -> None:
         self.queue_joins.labels(specialty).inc()

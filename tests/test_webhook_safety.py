@@ -160,6 +160,24 @@ async def test_a_bug_in_the_flow_sends_the_caller_to_the_general_desk(
     assert "RuntimeError: boom" in failure["exception"]
 
 
+async def test_a_status_callback_whose_handling_fails_answers_empty_twiml(
+    line: Line, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status callback runs no TwiML: its rescue is an empty document, not a desk's queue."""
+    from hotline.web import calls
+
+    def broken(*_: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(calls, "parse_webhook", broken)  # fault injection into our own code
+    params = {"CallSid": "CA" + "3" * 32, "CallStatus": "completed", "AccountSid": "AC" + "0" * 32}
+    response = await line.carrier.post("/twilio/status", params)
+    assert response.status == 200
+    document = ET.fromstring(response.content)
+    assert document.tag == "Response" and list(document) == []
+    assert '"event":"webhook_failed"' in line.log.getvalue()
+
+
 async def test_logs_are_json_one_event_per_webhook_with_numbers_masked(line: Line) -> None:
     caller_number = "+8613912345678"
     record = await line.call(ScriptedCaller(keys=["2", "2"]), from_number=caller_number)

@@ -44,10 +44,12 @@ class AgentStatus:
 class AgentStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # For blocks that only read (on SQLite they never hold the write lock).
+        self.reads = reads(engine)
 
     async def directory(self, configured: Mapping[str, Agent]) -> dict[str, Agent]:
         """Every agent: those of agents.yaml, and those added through the ops API."""
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             rows = (await conn.execute(select(agents))).all()
         found = {
             r.id: Agent(
@@ -126,7 +128,7 @@ class AgentStore:
             )
 
     async def states(self) -> dict[str, AgentStatus]:
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             rows = (await conn.execute(select(agent_states))).all()
         return {
             r.agent_id: AgentStatus(
@@ -181,7 +183,7 @@ class AgentStore:
 
     async def waiting_now(self, now: datetime) -> list[dict[str, Any]]:
         """Everyone waiting, for the live view."""
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             rows = (
                 await conn.execute(
                     select(queue_members)
@@ -198,7 +200,7 @@ class AgentStore:
             .join(tickets, tickets.c.id == queue_members.c.ticket_id)
             .where(queue_members.c.joined_at >= start)
         )
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             QueueStay(

@@ -80,6 +80,8 @@ class CaseStore:
     ) -> None:
         """`calendar`: how extension days are counted, asked each time (config reloads)."""
         self.engine = engine
+        # For blocks that only read (on SQLite they never hold the write lock).
+        self.reads = reads(engine)
         self._zone = zone
         self._calendar = calendar
 
@@ -142,7 +144,7 @@ class CaseStore:
         query = select(tickets.c.number).where(due_condition(kind, now))
         if department is not None:
             query = query.where(tickets.c.department == department)
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             numbers = (await conn.scalars(query.order_by(tickets.c.due_at, tickets.c.id))).all()
             found = [await ticket_view(conn, n) for n in numbers]
         return [t for t in found if t is not None]

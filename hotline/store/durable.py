@@ -143,6 +143,7 @@ class DurableTickets:
         clock: Callable[[], datetime],
         *,
         replay_timeout_s: float = 10.0,
+        ready: bool = True,
     ) -> None:
         self.store = store
         self.spool = spool
@@ -152,7 +153,7 @@ class DurableTickets:
         self._replaying = asyncio.Lock()
         # False while the schema could not be checked (the process started with its database
         # away): every write goes to the spool and nothing is replayed until it is.
-        self.ready = True
+        self.ready = ready
 
     @classmethod
     def open(
@@ -163,12 +164,14 @@ class DurableTickets:
         *,
         write_s: float,
         read_s: float,
+        ready: bool = True,
     ) -> DurableTickets:
-        """Ticket writes through the spool file at `spool_path` (left-overs are replayed)."""
+        """Ticket writes through the spool file at `spool_path` (left-overs are replayed);
+        `ready`: whether the database's schema is known to be up to date."""
         spool = Spool(spool_path)
         if spool.depth():
             log.warning("spool_left_over", path=str(spool_path), depth=spool.depth())
-        return cls(store, spool, Budget(write_s, read_s), clock)
+        return cls(store, spool, Budget(write_s, read_s), clock, ready=ready)
 
     async def close(self) -> None:
         await self.budget.close()

@@ -128,7 +128,7 @@ class Transactions:
         statement on a row that every call updates: its lock is then held while the server
         runs it, not until this process gets round to sending COMMIT, which on a busy event
         loop is a turn of the loop later. On SQLite, a transaction as `run` makes one."""
-        if self._writer is not None or self.dialect != "postgresql":
+        if self.dialect != "postgresql":
             return await self.run(work, *args, **kwargs)
         async with self.engine.connect() as conn:
             each = await conn.execution_options(isolation_level="AUTOCOMMIT")

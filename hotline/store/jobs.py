@@ -91,6 +91,8 @@ _CLAIM_LOCK = 0x12345_CB
 class JobStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # For blocks that only read (on SQLite they never hold the write lock).
+        self.reads = reads(engine)
 
     async def claim(self, now: datetime, policy: CallbackPolicy, owner: str) -> list[ClaimedCall]:
         """Take the calls to place now, within the caps; each job is claimed exactly once."""
@@ -175,7 +177,7 @@ class JobStore:
 
     async def facts(self, job_id: int) -> tuple[OwedCallFacts, str, str | None] | None:
         """What the call is about, the ticket's language, and the job's current call."""
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             row = (
                 await conn.execute(
                     select(
@@ -277,7 +279,7 @@ class JobStore:
             return await _settle(conn, row, attempt, now, policy, call_status)
 
     async def jobs_of(self, ticket_number: str) -> list[dict[str, Any]]:
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             rows = await conn.execute(
                 select(callback_jobs)
                 .join(tickets, tickets.c.id == callback_jobs.c.ticket_id)
@@ -289,7 +291,7 @@ class JobStore:
     async def counts(self) -> dict[tuple[str, str], int]:
         """Jobs by (kind, state), every pair present (0 when there is none)."""
         found = {(kind.value, state.value): 0 for kind in JobKind for state in JobState}
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             rows = await conn.execute(
                 select(callback_jobs.c.kind, callback_jobs.c.state, func.count()).group_by(
                     callback_jobs.c.kind, callback_jobs.c.state

@@ -145,6 +145,8 @@ class TicketStore:
     ) -> None:
         """`calendar`: asked on every due date, so a reloaded holiday list counts at once."""
         self.engine = engine
+        # For blocks that only read (on SQLite they never hold the write lock).
+        self.reads = reads(engine)
         self._tx = Transactions(engine)
         self._zone = zone
         self._language = default_language
@@ -216,7 +218,7 @@ class TicketStore:
         return await self._tx.run(_waiting, tuple(queues), now)
 
     async def get(self, number: str) -> dict[str, Any] | None:
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             return await ticket_view(conn, number)
 
     async def search(self, query: TicketQuery) -> tuple[list[dict[str, Any]], int]:
@@ -236,7 +238,7 @@ class TicketStore:
         for condition in query.where:
             base = base.where(condition)
         limit = max(1, min(query.limit, MAX_PAGE))
-        async with reads(self.engine).connect() as conn:
+        async with self.reads.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(base.subquery()))
             rows = await conn.execute(
                 base.order_by(tickets.c.id.desc()).limit(limit).offset(max(0, query.offset))

@@ -73,8 +73,6 @@ async def agent_status(request: web.Request) -> web.Response:
 
 def rescue_response(request: web.Request) -> web.Response:
     """Safe TwiML for an agent's webhook whose handling failed (see `agent_rescue`)."""
-    if request.path.endswith("/agent-status"):
-        return empty_twiml()  # a status callback: Twilio runs no TwiML from it
     config = request.app[CONFIG].current
     try:
         hook: AgentHook | None = AgentHook(request.path.rsplit("/", 1)[-1])

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hotline.access import identify
 from hotline.pins import hash_pin
 from hotline.store.casework import due_condition, visible_to
-from hotline.store.engine import reads
 from hotline.store.tickets import MAX_PAGE, CallRef, TicketQuery
 from hotline.web import openapi
 from hotline.web.keys import AGENTS, CLOCK, CONFIG, SETTINGS, SHARED, STORE, TICKETS
@@ -126,7 +125,7 @@ async def healthz(request: web.Request) -> web.Response:
     database = "ok"
     try:
         # Within the webhooks' read budget: a stalled database must not stall the probe.
-        await request.app[TICKETS].budget.read(_ping(request.app[STORE].engine))
+        await request.app[TICKETS].budget.read(_ping(request.app[STORE].reads))
     except TimeoutError:
         log.warning("health_database_slow", budget_s=request.app[TICKETS].budget.read_s)
         database = "unreachable"
@@ -156,7 +155,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def _ping(engine: AsyncEngine) -> None:
-    async with reads(engine).connect() as conn:
+    async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 

@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,6 +136,18 @@ def _routes(app: web.Application) -> None:
     app.router.add_get("/live", live.page)
 
 
+# What a /twilio/ webhook answers when its handling failed, by its handler: a caller is
+# sent on to a desk (calls.rescue_response, the default); an agent is never put in a
+# callers' queue; a status callback runs no TwiML.
+_RESCUES: dict[Any, Callable[[web.Request], web.Response]] = {
+    agents.agent_call: agents.rescue_response,
+    agents.agent_hook: agents.rescue_response,
+    agents.agent_status: lambda _request: calls.empty_twiml(),
+    calls.status: lambda _request: calls.empty_twiml(),
+    outbound.ended: lambda _request: calls.empty_twiml(),
+}
+
+
 async def _shared_state(app: web.Application) -> AsyncIterator[None]:
     """Redis when `redis_url` is set (an unreachable one is logged and retried, never
     fatal: the process counts and notifies locally meanwhile); else this process alone."""
@@ -173,12 +185,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         write_s=settings.ticket_write_budget_s,
         read_s=settings.database_read_budget_s,
+        ready=migrated,
     )
     spool = app[TICKETS].spool
     app[METRICS].set_spool_depth_source(lambda: float(spool.depth()))
     migrating = None
     if not migrated:
-        app[TICKETS].ready = False
         migrating = asyncio.create_task(
             _upgrade_when_reachable(engine, app[TICKETS], settings.spool_replay_every_s)
         )
@@ -368,6 +380,5 @@ async def twilio_guard(request: web.Request, handler: Any) -> web.StreamResponse
         raise
     except Exception:
         log.exception("webhook_failed", path=request.path, call_sid=form.get("CallSid"))
-        if request.path.startswith("/twilio/agent"):
-            return agents.rescue_response(request)  # an agent is never put in a callers' queue
-        return calls.rescue_response(request)
+        rescue = _RESCUES.get(request.match_info.handler, calls.rescue_response)
+        return rescue(request)

@@ -12,7 +12,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from hotline.store.engine import reads
 from hotline.store.tables import tickets
 from hotline.web.keys import (
     AGENTS,
@@ -166,7 +165,7 @@ async def _calls_per_hour(request: web.Request, now: datetime) -> list[int]:
         .where(tickets.c.created_at < start + timedelta(days=1))
     )
     hours = [0] * 24
-    async with reads(request.app[STORE].engine).connect() as conn:
+    async with request.app[STORE].reads.connect() as conn:
         for (created,) in (await conn.execute(query)).all():
             hours[created.astimezone(zone).hour] += 1
     return hours

@@ -26,15 +26,17 @@ class SharedReads:
         self._started = 0.0
 
     async def snapshot(self, token: object, read: Callable[[], Awaitable[Snapshot]]) -> Snapshot:
-        loop = asyncio.get_running_loop()
-        task = self._task
-        stale = task is None or self._token is not token
-        if task is not None and task.done():
-            failed = task.cancelled() or task.exception() is not None
-            stale = stale or failed or loop.time() - self._started > self._fresh_s
-        if stale:
-            task = self._task = asyncio.ensure_future(read())
-            self._token, self._started = token, loop.time()
-        assert task is not None
+        now = asyncio.get_running_loop().time()
+        if self._task is None or not self._reusable(self._task, token, now):
+            self._task = asyncio.ensure_future(read())
+            self._token, self._started = token, now
         # A stream that goes away while waiting must not cancel the others' read.
-        return await asyncio.shield(task)
+        return await asyncio.shield(self._task)
+
+    def _reusable(self, task: asyncio.Task[Snapshot], token: object, now: float) -> bool:
+        if self._token is not token:
+            return False  # a change since that read began
+        if not task.done():
+            return True
+        failed = task.cancelled() or task.exception() is not None
+        return not failed and now - self._started <= self._fresh_s
