@@ -13,6 +13,7 @@ from sqlalchemy import text
 from hotline.carrier.callers import ScriptedCaller
 from hotline.carrier.carrier import Signing
 from hotline.store.engine import make_engine
+from hotline.web import calls
 from tests.line import Line, running_line
 
 CALL_SID = "CA" + "5" * 32
@@ -142,15 +143,15 @@ async def test_database_failure_still_routes_the_caller(line: Line, db_url: str)
     assert (status, body["error"]) == (503, "storage-unavailable")
 
 
+def broken(*_: object) -> object:
+    """Fault injection into our own code: a function of the edge that fails."""
+    raise RuntimeError("boom")
+
+
 async def test_a_bug_in_the_flow_sends_the_caller_to_the_general_desk(
     line: Line, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hotline.web import calls
-
-    def broken(*_: object) -> object:
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(calls, "step", broken)  # fault injection into our own code
+    monkeypatch.setattr(calls, "step", broken)
     record = await line.call(ScriptedCaller(keys=["2"]))
     assert record.application_error is None
     assert "抱歉，系统繁忙，正在为您转接综合咨询专席。" in record.said
@@ -164,12 +165,7 @@ async def test_a_status_callback_whose_handling_fails_answers_empty_twiml(
     line: Line, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A status callback runs no TwiML: its rescue is an empty document, not a desk's queue."""
-    from hotline.web import calls
-
-    def broken(*_: object) -> object:
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(calls, "parse_webhook", broken)  # fault injection into our own code
+    monkeypatch.setattr(calls, "parse_webhook", broken)
     params = {"CallSid": "CA" + "3" * 32, "CallStatus": "completed", "AccountSid": "AC" + "0" * 32}
     response = await line.carrier.post("/twilio/status", params)
     assert response.status == 200
