@@ -76,7 +76,7 @@ RECORDING_S = 10.0
 CONCURRENT = 4
 MENU_INTERVAL_S = 0.010  # menu webhooks sent "continuously": 100 a second
 
-# The server part: a made-up account, as in tests/line.py.
+# The server part: a made-up account, as in tests/support/line.py.
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://hotline.example.gov"
 ACCOUNT_SID = "AC" + "0" * 32
@@ -599,7 +599,7 @@ async def idle_menus(webhooks: Webhooks, seconds: float) -> tuple[list[float], l
 
 async def fetch_check(session: Any, recordings: RecordingsStandIn, wav: bytes) -> tuple[int, int]:
     """What the service's own fetcher gets of a recording: (bytes served, bytes received)."""
-    from hotline.recordings import RecordingFetcher
+    from hotline.twilio.recordings import RecordingFetcher
 
     fetcher = RecordingFetcher(session, "", AUTH_TOKEN, (recordings.base + "/",))
     body = await fetcher.fetch(recordings.add(wav), asyncio.get_running_loop().time() + 5)
@@ -622,10 +622,10 @@ async def server_bench(
     import aiohttp
     from aiohttp.test_utils import TestServer
 
-    from hotline import logs
+    from hotline.app import make_app
     from hotline.carrier.carrier import VirtualCarrier
+    from hotline.observability import logs
     from hotline.settings import Settings
-    from hotline.web.app import make_app
 
     log = io.StringIO()
     logs.configure("info", stream=log)
@@ -851,7 +851,9 @@ def print_server(s: ServerFigures, alone: Decoded | None) -> None:
     print("== through the server (make_app in-process, 2 speech workers, SQLite) ==")
     print(f"  startup with the workers' warm-up: {s.startup_s:.1f} s")
     served, got = s.fetch
-    verdict = "whole" if served == got else "TRUNCATED by hotline.recordings.RecordingFetcher"
+    verdict = (
+        "whole" if served == got else "TRUNCATED by hotline.twilio.recordings.RecordingFetcher"
+    )
     print(
         f"  the service fetching a {RECORDING_S:.0f} s recording: {served} bytes served, "
         f"{got} received ({verdict})"

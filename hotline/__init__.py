@@ -1,4 +1,5 @@
-"""The hotline service: configuration, webhooks, tickets, command line.
+"""The hotline service: the adapters around the pure core (`ivr`, `routing`, `casework`).
 
-These are the adapters around the pure call flow in `ivr` and the routing rules in `routing`.
+At the top only the command line (cli.py), the settings (settings.py) and the app factory
+(app.py); every other concept has a package of its own (see docs/architecture.md).
 """

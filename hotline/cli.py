@@ -10,8 +10,8 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from hotline import logs
 from hotline.config import ConfigInvalid, LoadedConfig, load_config
+from hotline.observability import logs
 from hotline.settings import Settings, SettingsError
 from hotline.store.engine import make_engine, upgrade
 
@@ -142,7 +142,7 @@ def _config_check(args: argparse.Namespace) -> int:
         f"{args.directory}: ok ({len(plan.specialties)} specialties, {len(plan.menus)} menus, "
         f"languages {', '.join(plan.language_codes())}; digest {loaded.digest})"
     )
-    calendar = plan.tiers.calendar
+    calendar = plan.calendar
     years = ", ".join(str(y) for y in calendar.years()) or "none"
     counted = "working days" if calendar.working_days else "calendar days"
     # Holidays are published a year at a time; ops see here whether next year's are in.
@@ -168,7 +168,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from hotline.web.app import make_app
+    from hotline.app import make_app
 
     settings = Settings.from_env(os.environ, host=args.host, port=args.port, config_dir=args.config)
     logs.configure(settings.log_level)
@@ -217,9 +217,7 @@ def _spool_replay(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         engine = make_engine(settings.database_url)
-        store = TicketStore(
-            engine, plan.hours.zone, plan.default_language, lambda: plan.tiers.calendar
-        )
+        store = TicketStore(engine, plan.hours.zone, plan.default_language, lambda: plan.calendar)
         try:
             await upgrade(engine)
             result, left = await replay_file(args.file, store, lambda: datetime.now(UTC))
@@ -239,7 +237,7 @@ def _spool_replay(args: argparse.Namespace) -> int:
 def _hash_pin(args: argparse.Namespace) -> int:
     import getpass
 
-    from hotline.pins import hash_pin
+    from hotline.auth.pins import hash_pin
 
     pin = args.pin if args.pin is not None else getpass.getpass("PIN: ")
     if not pin.isdigit() or not 4 <= len(pin) <= 8:
@@ -250,7 +248,7 @@ def _hash_pin(args: argparse.Namespace) -> int:
 
 
 def _department_token(args: argparse.Namespace) -> int:
-    from hotline.access import new_token, token_digest
+    from hotline.auth.tokens import new_token, token_digest
 
     loaded = _load(args.config)
     if loaded is None:
@@ -311,7 +309,7 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _speech_worker(args: argparse.Namespace) -> int:
-    from hotline.speech_worker import speech_worker
+    from hotline.understanding.worker import speech_worker
 
     settings = Settings.from_env(os.environ, speech_queue=args.queue)
     logs.configure(settings.log_level)
@@ -337,7 +335,7 @@ def _speech_worker(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from hotline.understanding import speech_engines
+    from hotline.understanding.understander import speech_engines
     from speech.audio import AudioError
     from speech.examples import grammar_texts
     from speech.pool import recognise_with
@@ -381,9 +379,9 @@ def _day(raw: str) -> date:
 def _report(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from hotline.report import chart, group_names, table
+    from casework.kpi import KpiDimension
+    from hotline.kpi.report import chart, group_names, table
     from hotline.store.kpi import KpiReport, kpi_report
-    from routing.kpi import KpiDimension
 
     if args.last_day < args.first_day:
         print("--to must not be before --from", file=sys.stderr)

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from casework.tickets import Channel, RecordingKind, TicketStatus
 from ivr.events import Recording, Understanding
 from ivr.state import AgentCallState, CallState, OutboundState
-from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
+from routing.queue_router import QueueExit
 from routing.tiers import AppealType, FeedbackTier
 
 
@@ -154,7 +155,7 @@ class TicketChange:
     queue_desk: str | None = None  # the specialty whose queue `queue` is (overflow differs)
     channel: Channel | None = None
     callback: bool | None = None
-    queue_result: QueueResult | None = None
+    queue_result: QueueExit | None = None
     wants_voicemail: bool | None = None
     recording: tuple[RecordingKind, Recording] | None = None
     understanding: Understanding | None = None

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from routing.tickets import QueueResult, RecordingKind
+from casework.tickets import RecordingKind
+from routing.queue_router import QueueExit
 from routing.tiers import AppealType
 
 
@@ -98,7 +99,7 @@ class QueueKeyPressed:
 
 @dataclass(frozen=True)
 class QueueLeft:
-    result: QueueResult
+    result: QueueExit
     wants_voicemail: bool = False
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from casework.tickets import Channel, RecordingKind, TicketStatus
 from ivr.actions import (
     Action,
     Enqueue,
@@ -58,7 +59,7 @@ from ivr.model import (
     ToSpecialty,
 )
 from ivr.state import CallState
-from routing.tickets import Channel, QueueResult, RecordingKind, TicketStatus
+from routing.queue_router import QueueExit
 from routing.tiers import AppealType
 
 CONFIRM_TIMEOUT_S = 3
@@ -105,7 +106,7 @@ def step(plan: IvrPlan, state: CallState, event: Event) -> Step:
 
 
 def rescue(
-    plan: IvrPlan, state: CallState, hook: Hook | None, result: QueueResult | None = None
+    plan: IvrPlan, state: CallState, hook: Hook | None, result: QueueExit | None = None
 ) -> Step:
     """Where a call goes when handling `hook` broke: never a dead end, never a loop.
 
@@ -118,7 +119,7 @@ def rescue(
     sorry = say(state.lang, plan.prompts.system_error)
     if hook in (Hook.QUEUE_WAIT, Hook.QUEUE_KEY):
         return state, (Pause(plan.dialogue.queue.hold_pause_s),)
-    if hook is Hook.QUEUE_DONE and result in (QueueResult.BRIDGED, QueueResult.HANGUP):
+    if hook is Hook.QUEUE_DONE and result in (QueueExit.BRIDGED, QueueExit.HANGUP):
         return state, (Hangup(),)
     if hook is Hook.VOICEMAIL:
         return state, (say(state.lang, plan.prompts.voicemail_thanks), Hangup())
@@ -176,15 +177,23 @@ def _closed(plan: IvrPlan, state: CallState, at: datetime) -> Step:
 
 def _menu(plan: IvrPlan, state: CallState, preface: tuple[Prompt, ...] = ()) -> tuple[Action, ...]:
     menu = plan.menus[state.node]
-    words = plan.menu_words.get((menu.id, state.lang))
-    if words is None:
-        # The same words for every caller in this menu: composed once per config.
-        words = plan.menu_words[(menu.id, state.lang)] = _menu_words(plan, menu, state.lang)
+    words = plan.menu_words.get((menu.id, state.lang)) or _menu_words(plan, menu, state.lang)
     return (
         Gather((*preface, *words), Target(Hook.MENU, state), plan.dialogue.gather_timeout_s),
         # Twilio runs the next verb when the caller presses nothing.
         Redirect(Target(Hook.NO_INPUT, state)),
     )
+
+
+def with_menu_words(plan: IvrPlan) -> IvrPlan:
+    """The plan with every menu's words composed, in every language: done once per config,
+    since a menu says the same to every caller."""
+    words = {
+        (menu.id, lang): _menu_words(plan, menu, lang)
+        for menu in plan.menus.values()
+        for lang in plan.language_codes()
+    }
+    return replace(plan, menu_words=words)
 
 
 def _menu_words(plan: IvrPlan, menu: Menu, lang: str) -> tuple[Say, ...]:
@@ -491,32 +500,30 @@ def _queue_key(plan: IvrPlan, state: CallState, digits: str) -> Step:
     return after, (Redirect(Target(Hook.QUEUE_WAIT, after)),)
 
 
-def _left_queue(
-    plan: IvrPlan, state: CallState, result: QueueResult, wants_voicemail: bool
-) -> Step:
+def _left_queue(plan: IvrPlan, state: CallState, result: QueueExit, wants_voicemail: bool) -> Step:
     queue = state.queue or ""
     match result:
-        case QueueResult.BRIDGED:
+        case QueueExit.BRIDGED:
             return state, (
                 TicketChange(
                     note=f"answered from {queue}", status=TicketStatus.ANSWERED, queue_result=result
                 ),
                 Hangup(),
             )
-        case QueueResult.HANGUP:
+        case QueueExit.HANGUP:
             return state, (
                 TicketChange(
                     note=f"hung up in {queue}", status=TicketStatus.ABANDONED, queue_result=result
                 ),
                 Hangup(),
             )
-        case QueueResult.QUEUE_FULL:
+        case QueueExit.QUEUE_FULL:
             full = replace(state, full=(*state.full, queue) if queue else state.full, queue=None)
             change = TicketChange(
                 note=f"{queue} full", status=TicketStatus.ROUTED, queue_result=result
             )
             return full, (change, Redirect(Target(Hook.ROUTE, full)))
-        case QueueResult.LEAVE if wants_voicemail:
+        case QueueExit.LEAVE if wants_voicemail:
             return _to_voicemail(
                 plan, state, plan.prompts.voicemail, note="left queue for voicemail", result=result
             )
@@ -534,7 +541,7 @@ def _left_queue(
 
 
 def _to_voicemail(
-    plan: IvrPlan, state: CallState, prompt: Text, *, note: str, result: QueueResult | None = None
+    plan: IvrPlan, state: CallState, prompt: Text, *, note: str, result: QueueExit | None = None
 ) -> Step:
     change = TicketChange(
         note=note,

@@ -6,9 +6,9 @@ Built once from the YAML in `config/` (see `hotline.config`), immutable afterwar
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
+from casework.calendar import WorkCalendar
 from ivr.actions import Say
 from routing.hours import BusinessHours
 from routing.queue_router import QueueRouter
@@ -158,9 +158,13 @@ class IvrPlan:
     general_desk: str
     hours: BusinessHours
     tiers: TierRules
+    calendar: WorkCalendar  # how the tiers' days count
     prompts: Prompts
     dialogue: Dialogue
     router: QueueRouter
+    # What each menu says, by (menu, language): the same for every caller, so composed
+    # once when the config is loaded (`ivr.flow.with_menu_words`).
+    menu_words: Mapping[tuple[str, str], tuple[Say, ...]] = field(default_factory=dict)
 
     @property
     def default_language(self) -> str:
@@ -168,9 +172,3 @@ class IvrPlan:
 
     def language_codes(self) -> tuple[str, ...]:
         return tuple(lang.code for lang in self.languages)
-
-    @cached_property
-    def menu_words(self) -> dict[tuple[str, str], tuple[Say, ...]]:
-        """What each menu says in each language, by (menu, language): filled in by the flow
-        as calls reach it, since the words are the same for every caller."""
-        return {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from casework.tickets import Satisfaction
 from ivr.actions import (
     Gather,
     Hangup,
@@ -25,7 +26,6 @@ from ivr.actions import (
 from ivr.actions import Hook as CallerHook
 from ivr.model import IvrPlan
 from ivr.state import CallState, OutboundState
-from routing.tickets import Satisfaction
 
 MAX_TRIES = 2  # the intro said twice with no key: goodbye, the job retries later
 CONNECT_KEY, REPLAY_KEY = "1", "2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from enum import StrEnum
 
 from routing.specialty import VOICEMAIL, Specialty
 
@@ -60,3 +61,23 @@ class QueueRouter:
             names.append(spec.queue)
             current = spec.overflow
         return names
+
+
+class QueueExit(StrEnum):
+    """How a caller's stay in a desk's queue ended; anything else the carrier says is an error."""
+
+    BRIDGED = "bridged"
+    BRIDGING = "bridging-in-process"
+    HANGUP = "hangup"
+    LEAVE = "leave"
+    QUEUE_FULL = "queue-full"
+    REDIRECTED = "redirected"
+    ERROR = "error"
+    SYSTEM_ERROR = "system-error"
+
+    @classmethod
+    def parse(cls, raw: str) -> QueueExit:
+        try:
+            return cls(raw)
+        except ValueError:
+            return cls.ERROR

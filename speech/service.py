@@ -1,7 +1,7 @@
 """What the understanding step needs of speech recognition, wherever it runs.
 
 Two services implement it: `speech.pool.SpeechPool` (worker processes of this server) and
-`hotline.speech_queue.QueuedSpeech` (`hotline speech-worker` processes fed through a job
+`hotline.understanding.queue.QueuedSpeech` (`hotline speech-worker` processes fed through a job
 queue on Redis), so the speech capacity can grow apart from the webhook servers.
 """
 

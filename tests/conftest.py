@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 
 from hotline.config import LoadedConfig, load_config
-from tests.databases import database_url
-from tests.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / "config"
+from tests.support.databases import database_url
+from tests.support.paths import CONFIG_DIR
+from tests.support.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
 
 
 @pytest.fixture(scope="session")

@@ -1,1 +1,1 @@
-"""Calls the hotline places: the dispatcher and the carrier's REST API behind it."""
+"""Calls the hotline places: the dispatcher that decides when, through the Twilio edge."""

@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 
 import structlog
 
-from hotline.callbacks.dialer import CallRequest, Dialer, DialError
-from hotline.live_config import LiveConfig
-from hotline.logs import mask_number
+from casework.callbacks import may_dial
+from hotline.config.live import LiveConfig
+from hotline.observability.logs import mask_number
 from hotline.store.jobs import ClaimedCall, JobStore
-from routing.callbacks import may_dial
+from hotline.twilio.rest import CallRequest, Dialer, DialError
 
 log = structlog.get_logger("hotline.callbacks")
 

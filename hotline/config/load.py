@@ -13,9 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
+from casework.calendar import WorkCalendar
+from casework.callbacks import CallbackPolicy
 from hotline.config import schema
 from hotline.config.errors import ConfigError, ConfigInvalid
 from hotline.config.yaml_source import YamlDocument, YamlSyntaxError, read_yaml
+from ivr.flow import with_menu_words
 from ivr.model import (
     Dialogue,
     IvrPlan,
@@ -33,8 +36,6 @@ from ivr.model import (
     UnderstandingSettings,
 )
 from routing.acd import Agent, DeskLevel
-from routing.calendar import WorkCalendar
-from routing.callbacks import CallbackPolicy
 from routing.hours import BusinessHours, Window
 from routing.queue_router import QueueRouter
 from routing.specialty import VOICEMAIL, Specialty
@@ -565,7 +566,7 @@ def _build(
         if name != "key_names"
     }
     d = line.dialogue
-    return IvrPlan(
+    plan = IvrPlan(
         languages=tuple(
             Language(lg.code, lg.name, lg.say_language, lg.voice) for lg in line.languages
         ),
@@ -574,13 +575,11 @@ def _build(
         specialties=desks,
         general_desk=specialties.general_desk,
         hours=hours,
-        tiers=TierRules(
-            dict(tiers.defaults),
-            WorkCalendar(
-                working_days=tiers.count == "working-days",
-                holidays=frozenset(tiers.holidays),
-                makeup_workdays=frozenset(tiers.makeup_workdays),
-            ),
+        tiers=TierRules(dict(tiers.defaults)),
+        calendar=WorkCalendar(
+            working_days=tiers.count == "working-days",
+            holidays=frozenset(tiers.holidays),
+            makeup_workdays=frozenset(tiers.makeup_workdays),
         ),
         prompts=Prompts(
             **prompt_texts, key_names={k: dict(v) for k, v in prompts.key_names.items()}
@@ -606,6 +605,7 @@ def _build(
         ),
         router=QueueRouter(desks),
     )
+    return with_menu_words(plan)
 
 
 def _target(option: schema.OptionSpec) -> OptionTarget:

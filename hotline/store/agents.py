@@ -15,7 +15,7 @@ from hotline.store.engine import reads
 from hotline.store.tables import agent_events, agent_states, agents, queue_members, tickets
 from hotline.store.tickets import STALE_QUEUE_AFTER
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
-from routing.metrics import QueueStay
+from routing.queue_stats import QueueStay
 
 CLAIM_ATTEMPTS = 5
 

@@ -11,12 +11,7 @@ import structlog
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.store.engine import reads
-from hotline.store.jobs import JobKind, owe_call
-from hotline.store.tables import ticket_history, tickets
-from hotline.store.tickets import ticket_view, write_ticket
-from routing.calendar import WorkCalendar
-from routing.casework import (
+from casework.actions import (
     DONE,
     DUE_SOON,
     Caller,
@@ -27,7 +22,12 @@ from routing.casework import (
     check_input,
     next_status,
 )
-from routing.tickets import TicketStatus
+from casework.calendar import WorkCalendar
+from casework.tickets import TicketStatus
+from hotline.store.engine import reads
+from hotline.store.jobs import JobKind, owe_call
+from hotline.store.tables import ticket_history, tickets
+from hotline.store.tickets import ticket_view, write_ticket
 
 log = structlog.get_logger("hotline.casework")
 
@@ -53,7 +53,7 @@ class VersionConflict(Exception):
 
 
 def due_condition(kind: DueState, now: datetime) -> ColumnElement[bool]:
-    """Tickets in `kind` at `now`, as routing.casework.due_state decides it, in SQL."""
+    """Tickets in `kind` at `now`, as casework.actions.due_state decides it, in SQL."""
     owing = and_(
         tickets.c.due_at.is_not(None),
         tickets.c.responded_at.is_(None),

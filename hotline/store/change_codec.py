@@ -2,7 +2,7 @@
 away is replayed, maybe in another process or after a restart, exactly as it was decided.
 
 Generic over the dataclass tree (read from the type hints), so a field added to
-`TicketChange` is carried without touching this module; `tests/test_spool.py` checks the
+`TicketChange` is carried without touching this module; `tests/store/test_spool.py` checks the
 round trip of every field.
 """
 

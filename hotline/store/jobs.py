@@ -11,12 +11,19 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from casework.callbacks import (
+    Attempt,
+    CallbackPolicy,
+    OwedCall,
+    after_attempt,
+    attempt_from,
+    choose,
+)
+from casework.tickets import CALL_PATH, RecordingKind, TicketStatus
 from hotline.store.engine import reads
 from hotline.store.history import add_history
 from hotline.store.tables import callback_jobs, recordings, tickets
 from ivr.outbound import OwedCallFacts
-from routing.callbacks import Attempt, CallbackPolicy, OwedCall, after_attempt, attempt_from, choose
-from routing.tickets import CALL_PATH, RecordingKind, TicketStatus
 
 DISPATCHER = "system:dispatcher"
 

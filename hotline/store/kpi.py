@@ -1,7 +1,7 @@
 """The KPI report's data: only the tickets and columns a period's KPIs can need.
 
 The dates are filtered in SQL, so a report reads the period's tickets (and the matters still
-overdue), not the whole table; routing/kpi.py does the counting.
+overdue), not the whole table; casework/kpi.py does the counting.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from casework.kpi import KpiDimension, KpiRow, TicketFacts, kpi_total, kpis
+from casework.tickets import TicketStatus
 from hotline.store.engine import reads
 from hotline.store.tables import tickets
-from routing.kpi import KpiDimension, KpiRow, TicketFacts, kpi_total, kpis
-from routing.tickets import TicketStatus
 
 _COLUMNS = (
     tickets.c.department,
@@ -34,7 +34,7 @@ _COLUMNS = (
     tickets.c.satisfaction,
     tickets.c.satisfaction_at,
 )
-# Callers who never reached an agent nor left a message: never overdue (routing/kpi.py).
+# Callers who never reached an agent nor left a message: never overdue (casework/kpi.py).
 _NO_MATTER = [
     s.value
     for s in (TicketStatus.NEW, TicketStatus.ROUTED, TicketStatus.IN_QUEUE, TicketStatus.ABANDONED)

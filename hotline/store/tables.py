@@ -80,7 +80,7 @@ tickets = Table(
     Column("outcome", String(24)),  # what the agent keyed in wrap-up
     Column("wrapped_at", UtcDateTime()),  # the agent's wrap-up ended: handle time ends
     Column("call_status", String(16)),
-    # After the call: the department's handling (see routing/casework.py) and the survey.
+    # After the call: the department's handling (see casework/actions.py) and the survey.
     Column("district", String(24)),  # where the enterprise is registered (config/districts.yaml)
     Column("accepted_at", UtcDateTime()),
     Column("responded_at", UtcDateTime()),  # first answer to the enterprise: the response rate

@@ -14,6 +14,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from casework.calendar import WorkCalendar
+from casework.callbacks import diallable, owes_callback
+from casework.deadlines import due_at
+from casework.tickets import (
+    Channel,
+    RecordingKind,
+    TicketStatus,
+    closes_on_call,
+    next_status,
+    status_at_call_end,
+    ticket_number,
+)
 from hotline.store.engine import Transactions, reads
 from hotline.store.history import add_history
 from hotline.store.jobs import JobKind, owe_call
@@ -28,18 +40,7 @@ from hotline.store.tables import (
 )
 from ivr.actions import TicketChange
 from routing.acd import Outcome
-from routing.calendar import WorkCalendar
-from routing.callbacks import diallable, owes_callback
-from routing.tickets import (
-    Channel,
-    RecordingKind,
-    TicketStatus,
-    closes_on_call,
-    next_status,
-    status_at_call_end,
-    ticket_number,
-)
-from routing.tiers import AppealType, FeedbackTier, due_at
+from routing.tiers import AppealType, FeedbackTier
 
 SYSTEM = "ivr"
 # A caller still counted "in queue" after this long lost their status callback; stop counting.

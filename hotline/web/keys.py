@@ -7,22 +7,22 @@ from datetime import datetime
 
 from aiohttp import web
 
-from hotline.callbacks.dialer import Dialer
 from hotline.callbacks.dispatcher import Dispatcher
-from hotline.live_config import LiveConfig
-from hotline.metrics import Metrics
+from hotline.config.live import LiveConfig
+from hotline.observability.metrics import Metrics
 from hotline.settings import Settings
-from hotline.shared import SharedState
 from hotline.store.agents import AgentStore
 from hotline.store.casework import CaseStore
 from hotline.store.durable import DurableTickets
 from hotline.store.jobs import JobStore
+from hotline.store.shared import SharedState
 from hotline.store.tickets import TicketStore
-from hotline.understanding import ClassifierCache, Understander
-from hotline.voicemail import VoicemailReader
+from hotline.twilio.rest import Dialer
+from hotline.twilio.twiml import TwimlDocuments
+from hotline.twilio.webhooks import SignatureCheck
+from hotline.understanding.understander import ClassifierCache, Understander
+from hotline.understanding.voicemail import VoicemailReader
 from hotline.web.live_reads import SharedReads
-from hotline.web.twilio_in import SignatureCheck
-from hotline.web.twiml import TwimlDocuments
 
 Clock = Callable[[], datetime]
 

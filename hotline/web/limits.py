@@ -12,10 +12,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from hotline.shared import Window, digest
-from hotline.web.api import CALLER, error
+from hotline.store.shared import Window, digest
+from hotline.twilio.webhooks import Webhook
+from hotline.web.api.handlers import CALLER, error
 from hotline.web.keys import CLOCK, SETTINGS, SHARED
-from hotline.web.twilio_in import Webhook
 
 log = structlog.get_logger("hotline.limits")
 

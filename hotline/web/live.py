@@ -25,7 +25,7 @@ from hotline.web.keys import (
 )
 from hotline.web.staff import directory
 from routing.acd import AgentState
-from routing.metrics import desk_metrics
+from routing.queue_stats import desk_metrics
 
 PAGE = Path(__file__).resolve().parent / "static" / "live.html"
 HEARTBEAT_EVERY_S = 15.0

@@ -21,15 +21,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from hotline.metrics import EXPOSITION_CONTENT_TYPE, Metrics
+from casework.tickets import TicketStatus
+from hotline.observability.metrics import EXPOSITION_CONTENT_TYPE, Metrics
 from hotline.web.keys import JOBS, METRICS, SETTINGS
 from ivr.actions import Action, AgentHook, Gather, Hook, Record, Redirect, TicketChange
 from ivr.events import Described, Event
 from ivr.model import IvrPlan
 from ivr.state import CallState
-from routing.tickets import QueueResult, TicketStatus
+from routing.queue_router import QueueExit
 
-log = structlog.get_logger("hotline.metrics")
+log = structlog.get_logger("hotline.observability.metrics")
 
 # The database has this long to count the jobs; a scrape never waits on a dead one longer.
 JOBS_READ_TIMEOUT_S = 2.0
@@ -167,7 +168,7 @@ def count_flow(
             continue
         if action.status is TicketStatus.IN_QUEUE and action.queue_desk:
             metrics.queue_joined(_known(plan, action.queue_desk))
-        if action.queue_result is QueueResult.HANGUP:
+        if action.queue_result is QueueExit.HANGUP:
             metrics.queue_abandoned(_desk_of_queue(plan, state))
         if action.choice:
             metrics.classification_answer(_answer(action.choice, route))

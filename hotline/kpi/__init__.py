@@ -1,0 +1,1 @@
+"""The KPI report for people: a text table and a chart, from the figures of `casework.kpi`."""

@@ -1,0 +1,1 @@
+"""The Twilio voice webhooks (the `/twilio` sub-application): callers, agents, placed calls."""

@@ -1,0 +1,174 @@
+"""The agents' webhooks: the agent number's Voice URL and the URLs its TwiML points at.
+
+Same shape as calls.py: request → event → `ivr.agent.agent_step` → effects → TwiML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+from aiohttp import web
+
+from hotline.auth.pins import verify_pin
+from hotline.store.tickets import CallRef
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE
+from hotline.web.staff import directory
+from hotline.web.voice.calls import FORM, empty_twiml, twiml_response
+from ivr.actions import Action, AgentHook, TicketChange
+from ivr.agent import (
+    AgentAction,
+    AgentCalled,
+    AgentChange,
+    AgentEvent,
+    AgentIdEntered,
+    CallerForAgent,
+    CallerTicket,
+    Connected,
+    DialEnded,
+    LogOut,
+    NextCaller,
+    OutcomeKeyed,
+    PinChecked,
+    agent_rescue,
+    agent_step,
+)
+from ivr.state import AgentCallState
+from routing.acd import AgentState
+
+log = structlog.get_logger("hotline.agents")
+
+
+async def agent_call(request: web.Request) -> web.Response:
+    """The agent number's Voice URL: an agent calls in to log in."""
+    return await _answer(request, AgentCalled(), "agent")
+
+
+async def agent_hook(request: web.Request) -> web.Response:
+    try:
+        hook = AgentHook(request.match_info["hook"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    return await _answer(request, await _event(request, hook), hook.value)
+
+
+async def agent_status(request: web.Request) -> web.Response:
+    """The agent number's status callback: the agent hung up, so the agent is offline."""
+    form = request[FORM]
+    call_sid = form.get("CallSid", "")
+    agents = request.app[AGENTS]
+    for status in (await agents.states()).values():
+        if status.call_sid == call_sid and status.state is not AgentState.OFFLINE:
+            await agents.set_state(
+                status.agent_id,
+                AgentState.OFFLINE,
+                request.app[CLOCK](),
+                "hung up",
+                call_sid=call_sid,
+            )
+            await agents.release(status.agent_id)
+    return empty_twiml()
+
+
+def rescue_response(request: web.Request) -> web.Response:
+    """Safe TwiML for an agent's webhook whose handling failed (see `agent_rescue`)."""
+    config = request.app[CONFIG].current
+    try:
+        hook: AgentHook | None = AgentHook(request.path.rsplit("/", 1)[-1])
+    except ValueError:
+        hook = None  # the agent number's own Voice URL, /twilio/agent
+    _, actions = agent_rescue(
+        config.plan, _state(request), hook, idle_recheck_s=config.staffing.idle_recheck_s
+    )
+    return twiml_response(request, config.plan, actions)
+
+
+def _state(request: web.Request) -> AgentCallState:
+    plan = request.app[CONFIG].current.plan
+    return AgentCallState.from_params(request.query, lang=plan.default_language)
+
+
+async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
+    form = request[FORM]
+    state = _state(request)
+    digits = (form.get("Digits") or "").strip()
+    match hook:
+        case AgentHook.ID:
+            return AgentIdEntered(digits)
+        case AgentHook.PIN:
+            return PinChecked(await _pin_ok(request, state, digits.strip("#")))
+        case AgentHook.NEXT:
+            if digits:
+                return LogOut()
+            return NextCaller(await _claim(request, state))
+        case AgentHook.GREET:
+            return Connected(form.get("CallSid", ""))
+        case AgentHook.AFTER:
+            return DialEnded((form.get("DialCallStatus") or "failed").strip().lower())
+        case AgentHook.WRAP:
+            return OutcomeKeyed(digits)
+
+
+async def _pin_ok(request: web.Request, state: AgentCallState, pin: str) -> bool:
+    agent = (await directory(request)).get(state.agent or "")
+    # A hash check takes tens of milliseconds: not on the event loop.
+    ok = agent is not None and await asyncio.to_thread(verify_pin, pin, agent.pin_hash)
+    if not ok:
+        log.warning("agent_login_failed", agent=state.agent, attempt=state.tries + 1)
+    return ok
+
+
+async def _claim(request: web.Request, state: AgentCallState) -> CallerForAgent | None:
+    agent = (await directory(request)).get(state.agent or "")
+    if agent is None:
+        return None
+    claimed = await request.app[AGENTS].claim_next(agent, request.app[CLOCK]())
+    if claimed is None:
+        return None
+    return CallerForAgent(
+        claimed.call_sid, claimed.desk, claimed.queue, claimed.ticket, claimed.transcript
+    )
+
+
+async def _answer(request: web.Request, event: AgentEvent, route: str) -> web.Response:
+    config = request.app[CONFIG].current
+    staffing = config.staffing
+    state = _state(request)
+    _, actions = agent_step(
+        config.plan,
+        state,
+        event,
+        idle_recheck_s=staffing.idle_recheck_s,
+        wrap_up_s=staffing.wrap_up_s,
+    )
+    await _apply(request, state, actions)
+    log.info("webhook", route=route, call_sid=request[FORM].get("CallSid"), agent=state.agent)
+    verbs: list[Action] = [a for a in actions if not isinstance(a, AgentChange | CallerTicket)]
+    return twiml_response(request, config.plan, verbs)
+
+
+async def _apply(
+    request: web.Request, state: AgentCallState, actions: Sequence[AgentAction]
+) -> None:
+    now = request.app[CLOCK]()
+    own_call = request[FORM].get("CallSid")
+    for action in actions:
+        match action:
+            case AgentChange(state=new_state, note=note, caller=caller) if state.agent:
+                await request.app[AGENTS].set_state(
+                    state.agent, new_state, now, note, call_sid=own_call, caller_sid=caller
+                )
+                if new_state in (AgentState.READY, AgentState.OFFLINE):
+                    await request.app[AGENTS].release(state.agent)
+            case CallerTicket(call_sid=caller_sid, change=change) if caller_sid:
+                await _caller_ticket(request, caller_sid, change)
+
+
+async def _caller_ticket(request: web.Request, caller_sid: str, change: TicketChange) -> None:
+    try:
+        await request.app[STORE].apply(
+            CallRef(caller_sid, "unknown", "unknown"), [change], request.app[CLOCK]()
+        )
+    except Exception:
+        log.exception("ticket_write_failed", call_sid=caller_sid, changes=[change.note])

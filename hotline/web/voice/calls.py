@@ -1,0 +1,326 @@
+"""The Twilio webhooks of a call: each turns a request into an event, steps the flow,
+records the ticket changes and answers with TwiML.
+
+Whatever fails here, the caller hears TwiML: a broken database or a bug sends the call to
+the general desk, never to Twilio's "application error".
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+
+import structlog
+from aiohttp import web
+from multidict import MultiDict
+
+from casework.tickets import RecordingKind
+from hotline.store.durable import operation_key
+from hotline.store.tickets import CallRef
+from hotline.twilio.webhooks import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
+from hotline.web.keys import (
+    AGENTS,
+    CLOCK,
+    CONFIG,
+    METRICS,
+    STORE,
+    TICKETS,
+    TWIML_DOCUMENTS,
+    UNCHANGED,
+    UNDERSTANDER,
+    VOICEMAILS,
+)
+from hotline.web.limits import caller_over_limit
+from hotline.web.metrics import count_flow
+from hotline.web.staff import directory
+from ivr.actions import Action, Enqueue, Gather, Hangup, Hook, Record, Redirect, TicketChange
+from ivr.events import (
+    CallStarted,
+    ChoiceAnswered,
+    ConfirmAnswered,
+    Described,
+    Event,
+    KeyPressed,
+    NoInput,
+    QueueKeyPressed,
+    QueueLeft,
+    QueueWaiting,
+    Recorded,
+    RecordingMissing,
+    RoutingRequested,
+)
+from ivr.flow import initial_state, refused, rescue, step, waited_too_long
+from ivr.model import IvrPlan
+from ivr.state import CallState
+from routing.queue_router import QueueExit
+
+log = structlog.get_logger("hotline.calls")
+
+FORM = web.RequestKey("twilio_form", MultiDict[str])
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+TWIML = "text/xml"
+
+
+async def voice(request: web.Request) -> web.Response:
+    """The number's Voice URL: a new call."""
+    plan = request.app[CONFIG].current.plan
+    hook = _form(request)
+    if await caller_over_limit(request, hook):
+        # Refused, but not lost: the call still has its ticket (this log line says why).
+        ticket = await _record(request, hook, [], opening=True)
+        log.info(
+            "webhook",
+            route="voice",
+            call_sid=hook.call_sid,
+            caller=hook.caller,
+            ticket=ticket,
+            outcome="refused:rate-limited",
+        )
+        request.app[METRICS].call_outcome("voice", "refused:rate-limited")
+        return twiml_response(request, plan, refused(plan))
+    now = request.app[CLOCK]()
+    # The call keeps this config to its end, even if a reload comes in the meantime.
+    started = replace(initial_state(plan), config=request.app[CONFIG].current.digest)
+    return await _answer(request, plan, hook, started, CallStarted(at=now), "voice")
+
+
+async def flow_hook(request: web.Request) -> web.Response:
+    """Every URL the flow's own TwiML points at: /twilio/<hook>?<call state>."""
+    try:
+        hook_name = Hook(request.match_info["hook"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    live = request.app[CONFIG]
+    webhook = _form(request)
+    state = CallState.from_params(
+        request.query, lang=live.current.plan.default_language, node=live.current.plan.root
+    )
+    plan = live.for_call(state.config).plan  # the menus the call started on
+    event = await _event(request, plan, hook_name, webhook, state)
+    response = await _answer(request, plan, webhook, state, event, hook_name.value)
+    if isinstance(event, Recorded) and state.desk is None and webhook.call_sid:
+        # No desk was chosen (after hours): the message's words may name one.
+        call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
+        request.app[VOICEMAILS].read_later(call, event.recording, state.lang)
+    return response
+
+
+async def status(request: web.Request) -> web.Response:
+    """The status callback: the call is over; its ticket gets the duration."""
+    webhook = _form(request)
+    outcome = "ignored"
+    if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
+        call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
+        try:
+            await request.app[TICKETS].end_call(
+                call,
+                webhook.call_status,
+                webhook.call_duration_s,
+                request.app[CLOCK](),
+                key=_operation_key(request, webhook.call_sid),
+            )
+            outcome = "call-ended"
+        except Exception:
+            log.exception("ticket_write_failed", call_sid=webhook.call_sid, route="status")
+            outcome = "ticket-write-failed"
+    log.info(
+        "webhook",
+        route="status",
+        call_sid=webhook.call_sid,
+        call_status=webhook.call_status,
+        outcome=outcome,
+    )
+    request.app[METRICS].call_outcome("status", outcome)
+    request[UNCHANGED] = outcome == "ignored"
+    return empty_twiml()
+
+
+async def _event(
+    request: web.Request, plan: IvrPlan, hook: Hook, webhook: Webhook, state: CallState
+) -> Event:
+    match hook:
+        case Hook.MENU:
+            return KeyPressed(webhook.digits) if webhook.digits else NoInput()
+        case Hook.NO_INPUT:
+            return NoInput()
+        case Hook.VOICEMAIL:
+            if webhook.recording is None:
+                return RecordingMissing(RecordingKind.VOICEMAIL)
+            return Recorded(RecordingKind.VOICEMAIL, webhook.recording)
+        case Hook.DESCRIBED:
+            if webhook.recording is None:
+                return RecordingMissing(RecordingKind.DESCRIPTION)
+            understanding = await request.app[UNDERSTANDER].understand(
+                webhook.recording, state.lang, request.app[CONFIG].current, webhook.call_sid
+            )
+            return Described(webhook.recording, understanding)
+        case Hook.CONFIRM:
+            return ConfirmAnswered(webhook.digits or "")
+        case Hook.CHOICE:
+            return ChoiceAnswered(webhook.digits or "")
+        case Hook.ROUTE:
+            return RoutingRequested(await _waiting(request, plan, state))
+        case Hook.QUEUE_WAIT:
+            return QueueWaiting(
+                webhook.queue_position or 1,
+                webhook.avg_queue_time_s or 0,
+                webhook.queue_time_s or 0,
+                # Every hold loop of every caller comes here: ask the database only when
+                # the flow will use the answer.
+                await _agents_ready(request, state)
+                if waited_too_long(plan, state, webhook.queue_time_s or 0)
+                else None,
+            )
+        case Hook.QUEUE_KEY:
+            return QueueKeyPressed(webhook.digits or "")
+        case Hook.QUEUE_DONE:
+            result = webhook.queue_result or QueueExit.ERROR
+            wants = result is QueueExit.LEAVE and await _wants_voicemail(request, webhook)
+            return QueueLeft(result, wants_voicemail=wants)
+
+
+async def _waiting(request: web.Request, plan: IvrPlan, state: CallState) -> dict[str, int]:
+    queues = plan.router.chain(state.desk or plan.general_desk)
+    try:
+        tickets = request.app[TICKETS]
+        return await tickets.budget.read(request.app[STORE].waiting(queues, request.app[CLOCK]()))
+    except Exception:
+        # Without counts the caller still joins the desk's own queue.
+        log.exception("queue_counts_failed", queues=queues)
+        return {}
+
+
+async def _agents_ready(request: web.Request, state: CallState) -> int | None:
+    desk = state.desk
+    if desk is None:
+        return None
+    try:
+        return await request.app[TICKETS].budget.read(_ready_count(request, desk))
+    except Exception:
+        log.exception("agent_states_failed", desk=desk)
+        return None  # unknown: no overflow by time on a guess
+
+
+async def _ready_count(request: web.Request, desk: str) -> int:
+    return await request.app[AGENTS].ready_count(desk, await directory(request))
+
+
+async def _wants_voicemail(request: web.Request, webhook: Webhook) -> bool:
+    tickets = request.app[TICKETS]
+    if not webhook.call_sid or tickets.spool.holds(webhook.call_sid):
+        return True  # the database's answer would be older than the spooled writes
+    try:
+        return await tickets.budget.read(request.app[STORE].wants_voicemail(webhook.call_sid))
+    except Exception:
+        log.exception("ticket_read_failed", call_sid=webhook.call_sid)
+        return True  # the only <Leave> we give is the caller's own request
+
+
+async def _answer(
+    request: web.Request,
+    plan: IvrPlan,
+    webhook: Webhook,
+    state: CallState,
+    event: Event,
+    route: str,
+) -> web.Response:
+    started = time.perf_counter()
+    try:
+        _, actions = step(plan, state, event)
+    except Exception:
+        log.exception("flow_failed", route=route, call_sid=webhook.call_sid)
+        _, actions = rescue(plan, state, _hook(route), webhook.queue_result)
+    changes = [a for a in actions if isinstance(a, TicketChange)]
+    opening = route == "voice"
+    # A step that changes nothing on the ticket (moving between menus): no write, no key.
+    unchanged = request[UNCHANGED] = not changes and not opening
+    ticket = None if unchanged else await _record(request, webhook, changes, opening=opening)
+    response = twiml_response(request, plan, actions)
+    outcome = _outcome(actions)
+    log.info(
+        "webhook",
+        route=route,
+        call_sid=webhook.call_sid,
+        caller=webhook.caller,
+        ticket=ticket,
+        outcome=outcome,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    count_flow(request.app[METRICS], plan, route, state, event, actions, outcome)
+    return response
+
+
+def rescue_response(request: web.Request) -> web.Response:
+    """Safe TwiML for a request whose handling failed: the general desk, or keep holding."""
+    plan = request.app[CONFIG].current.plan
+    state = CallState.from_params(request.query, lang=plan.default_language, node=plan.root)
+    webhook = _form(request) if FORM in request else None
+    result = webhook.queue_result if webhook else None
+    _, actions = rescue(plan, state, _hook(request.path.rsplit("/", 1)[-1]), result)
+    return twiml_response(request, plan, actions)
+
+
+def _hook(name: str) -> Hook | None:
+    try:
+        return Hook(name)
+    except ValueError:
+        return None
+
+
+def empty_twiml() -> web.Response:
+    """The answer to a callback that needs no TwiML (a status callback, say)."""
+    return web.Response(
+        text='<?xml version="1.0" encoding="UTF-8"?><Response />', content_type=TWIML
+    )
+
+
+def twiml_response(request: web.Request, plan: IvrPlan, actions: Sequence[Action]) -> web.Response:
+    verbs = [a for a in actions if not isinstance(a, TicketChange)]
+    body = request.app[TWIML_DOCUMENTS].render(plan.languages, verbs)
+    return web.Response(text=body, content_type=TWIML)
+
+
+async def _record(
+    request: web.Request, webhook: Webhook, changes: Sequence[TicketChange], *, opening: bool
+) -> str | None:
+    if webhook.call_sid is None:
+        log.warning("webhook_without_call_sid", changes=[c.note for c in changes])
+        return None
+    call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
+    now = request.app[CLOCK]()
+    try:
+        # Into the database, or (when it is away or slow) the local spool: either way the
+        # caller is routed now, and the ticket is written exactly once.
+        return await request.app[TICKETS].record(
+            call, changes, now, key=_operation_key(request, webhook.call_sid), opening=opening
+        )
+    except Exception:
+        log.exception(
+            "ticket_write_failed", call_sid=webhook.call_sid, changes=[c.note for c in changes]
+        )
+        return None
+
+
+def _operation_key(request: web.Request, call_sid: str) -> str:
+    """Twilio sends a retried webhook with the same idempotency token: the same key."""
+    token = request.headers.get(IDEMPOTENCY_HEADER) or uuid.uuid4().hex
+    return operation_key(call_sid, token)
+
+
+def _outcome(actions: Sequence[Action]) -> str:
+    for action in reversed(actions):
+        match action:
+            case Enqueue(queue=queue):
+                return f"enqueue:{queue}"
+            case Gather(target=target) | Redirect(target=target) | Record(target=target):
+                return f"{type(action).__name__.lower()}:{target.hook.value}"
+            case Hangup():
+                return "hangup"
+    return type(actions[-1]).__name__.lower() if actions else "empty"
+
+
+def _form(request: web.Request) -> Webhook:
+    form: MultiDict[str] = request[FORM]
+    return parse_webhook(form)

@@ -1,0 +1,133 @@
+"""The webhooks of the calls the hotline places: answered, a key, ended.
+
+The job id travels in the signed URLs; what the call is about is read from the job. A
+stale or unknown job gets a polite hang-up, never an error.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+from multidict import MultiDict
+
+from casework.actions import Caller, CaseAction, IllegalAction
+from casework.tickets import Satisfaction
+from hotline.store.casework import TicketNotFound
+from hotline.twilio.webhooks import TERMINAL_CALL_STATUSES, parse_webhook
+from hotline.web.keys import CASEWORK, CLOCK, CONFIG, JOBS
+from hotline.web.voice.calls import FORM, empty_twiml, twiml_response
+from ivr.actions import Hangup, Verb
+from ivr.outbound import (
+    Answered,
+    Heard,
+    Keyed,
+    OutboundAction,
+    OutboundEvent,
+    Rated,
+    Silent,
+    outbound_step,
+)
+from ivr.state import OutboundState
+
+log = structlog.get_logger("hotline.outbound")
+
+SURVEY = Caller.system("survey")
+
+
+async def answered(request: web.Request) -> web.Response:
+    """The placed call's url: a person (or a machine) answered."""
+    form = _form(request)
+    by = form.get("AnsweredBy", "")
+    machine = by.startswith("machine") or by == "fax"
+    return await _step(request, Answered(machine=machine), answered=True)
+
+
+async def key(request: web.Request) -> web.Response:
+    digits = parse_webhook(_form(request)).digits
+    return await _step(request, Keyed(digits) if digits else Silent())
+
+
+async def ended(request: web.Request) -> web.Response:
+    """The placed call's status callback: settle the attempt (once, however often it comes)."""
+    form = _form(request)
+    webhook = parse_webhook(form)
+    if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
+        policy = request.app[CONFIG].current.callbacks
+        settled = await request.app[JOBS].settle(
+            webhook.call_sid,
+            webhook.call_status,
+            form.get("AnsweredBy") or None,
+            request.app[CLOCK](),
+            policy,
+        )
+        if settled is not None:
+            log.info(
+                "outbound_ended",
+                ticket=settled.ticket,
+                kind=settled.kind.value,
+                attempt=settled.attempt.value,
+                job_state=settled.state.value,
+                call_sid=webhook.call_sid,
+            )
+    return empty_twiml()
+
+
+async def _step(
+    request: web.Request, event: OutboundEvent, *, answered: bool = False
+) -> web.Response:
+    plan = request.app[CONFIG].current.plan
+    jobs = request.app[JOBS]
+    state = OutboundState.from_params(request.query, lang=plan.default_language)
+    call_sid = parse_webhook(_form(request)).call_sid
+    found = await jobs.facts(state.job) if state is not None else None
+    if state is None or found is None or call_sid is None:
+        log.warning("outbound_unknown_job", query=dict(request.query), call_sid=call_sid)
+        return twiml_response(request, plan, [Hangup()])
+    owed, lang, job_call = found
+    now = request.app[CLOCK]()
+    if job_call is None and answered:
+        await jobs.placed(state.job, call_sid, now)  # answered before the API call returned
+    elif job_call != call_sid:
+        log.warning("outbound_stale_call", job=state.job, call_sid=call_sid)
+        return twiml_response(request, plan, [Hangup()])
+    if lang in plan.language_codes() and state.lang not in plan.language_codes():
+        state = OutboundState(state.job, lang, state.tries)
+    _, actions = outbound_step(plan, owed, state, event)
+    for action in actions:
+        await _record(request, state.job, call_sid, owed.ticket, action)
+    verbs: list[Verb] = [a for a in actions if not isinstance(a, Heard | Rated)]
+    return twiml_response(request, plan, verbs)
+
+
+async def _record(
+    request: web.Request, job: int, call_sid: str, ticket: str, action: OutboundAction
+) -> None:
+    now = request.app[CLOCK]()
+    match action:
+        case Heard():
+            await request.app[JOBS].note(job, call_sid, "heard", now)
+        case Rated(rating=rating):
+            number = await request.app[JOBS].rate(job, call_sid, rating.value, now)
+            log.info("survey_rated", ticket=number, rating=rating.value)
+            if number is not None and rating is Satisfaction.DISSATISFIED:
+                await _reopen(request, number)
+
+
+async def _reopen(request: web.Request, number: str) -> None:
+    """The hotline's rule: a dissatisfied enterprise's matter goes back to the department."""
+    try:
+        await request.app[CASEWORK].act(
+            number,
+            CaseAction.REOPEN,
+            SURVEY,
+            text="dissatisfied with the handling (satisfaction survey)",
+            at=request.app[CLOCK](),
+        )
+    except (IllegalAction, TicketNotFound) as exc:
+        # Reopened already (a retried webhook), or closed in a way that cannot reopen.
+        log.info("survey_reopen_skipped", ticket=number, reason=str(exc))
+
+
+def _form(request: web.Request) -> MultiDict[str]:
+    form: MultiDict[str] = request[FORM]
+    return form

@@ -1,0 +1,98 @@
+"""The core stays pure: the call flow, routing and casework import no I/O framework, read no
+clock of their own, and a step mutates nothing it is given."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hotline.config import LoadedConfig
+from ivr.events import CallStarted, Event, KeyPressed, NoInput, QueueLeft
+from ivr.flow import initial_state, step
+from routing.queue_router import QueueExit
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CORE = ["ivr", "routing", "casework"]
+FORBIDDEN = {
+    "aiohttp",
+    "twilio",
+    "sqlalchemy",
+    "vosk",
+    "structlog",
+    "alembic",
+    "asyncpg",
+    "aiosqlite",
+    "yaml",
+    "pydantic",
+    "hotline",
+    "os",
+    "socket",
+    "requests",
+    "time",
+}
+CLOCK_CALLS = {"now", "utcnow", "today", "monotonic", "perf_counter"}  # `time` module: FORBIDDEN
+
+
+def core_modules() -> list[Path]:
+    return sorted(p for pkg in CORE for p in (ROOT / pkg).rglob("*.py"))
+
+
+def imported_packages(source: str) -> set[str]:
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    return imported
+
+
+@pytest.mark.parametrize("path", core_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_module_imports_no_adapter(path: Path) -> None:
+    imported = imported_packages(path.read_text(encoding="utf-8"))
+    assert not imported & FORBIDDEN, f"{path.name} imports {sorted(imported & FORBIDDEN)}"
+
+
+@pytest.mark.parametrize("path", core_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_module_reads_no_clock(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            assert node.func.attr not in CLOCK_CALLS, (
+                f"{path.name}:{node.lineno} calls .{node.func.attr}(): pass the time in instead"
+            )
+
+
+def test_the_check_sees_a_forbidden_import() -> None:
+    # Guard against a check that can never fail: the same function must flag these.
+    source = "from sqlalchemy import select\nimport aiohttp.web\nfrom . import sibling\n"
+    assert imported_packages(source) & FORBIDDEN == {"sqlalchemy", "aiohttp"}
+
+
+def test_a_step_mutates_nothing_it_is_given(shipped: LoadedConfig) -> None:
+    """The plan, the state and the event are the same, byte for byte, after every step of a
+    call: nothing is cached on them, so a plan is safe to share between calls and threads."""
+    plan = shipped.plan
+    state = initial_state(plan)
+    noon = datetime(2026, 11, 30, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    events: list[Event] = [
+        CallStarted(noon),
+        NoInput(),
+        KeyPressed("9"),
+        KeyPressed("1"),
+        KeyPressed("1"),
+        QueueLeft(QueueExit.HANGUP),
+    ]
+    heard: list[str] = []
+    for event in events:
+        given = pickle.dumps((plan, state, event))
+        next_state, actions = step(plan, state, event)
+        assert pickle.dumps((plan, state, event)) == given, f"step changed its input on {event}"
+        heard.extend(type(a).__name__ for a in actions)
+        state = next_state
+    assert "Gather" in heard and "TicketChange" in heard  # menus heard, the ticket changed

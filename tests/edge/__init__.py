@@ -1,0 +1,1 @@
+"""Adapters on their own: the signature check, TwiML, the virtual carrier, audio."""

@@ -1,0 +1,1 @@
+"""Real processes and servers: the command line, faults, several processes, deployment."""

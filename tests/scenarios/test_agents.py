@@ -1,0 +1,320 @@
+"""Agents answer the desks: login, the next caller, whisper, wrap-up; through the real
+webhooks, a caller and an agent on the line at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from casework.tickets import TicketStatus
+from hotline.carrier.callers import BridgeEnd, QueueChoice, QueuePlan, ScriptedCaller
+from hotline.carrier.carrier import CallRecord
+from hotline.store.agents import AgentStore
+from hotline.store.engine import make_engine, upgrade
+from hotline.store.tickets import CallRef, TicketStore
+from ivr.actions import TicketChange
+from routing.acd import Agent, DeskLevel
+from tests.support.line import Line, running_line
+from tests.support.paths import CONFIG_DIR
+
+AGENT_NUMBER = "+8613800000001"
+
+
+@pytest.fixture
+async def line(db_url: str) -> AsyncIterator[Line]:
+    async with running_line(db_url) as running:
+        yield running
+
+
+def waiting_caller(keys: list[str]) -> ScriptedCaller:
+    # Holds until an agent takes the call (or gives up after 20 s of real time).
+    return ScriptedCaller(keys=keys, queue=QueuePlan(then=QueueChoice.HANGUP, patience=20))
+
+
+def agent(keys: list[str | None], hangs_up: str = "caller") -> ScriptedCaller:
+    return ScriptedCaller(keys=keys, bridge=BridgeEnd(hangs_up=hangs_up, talk_seconds=40))  # type: ignore[arg-type]
+
+
+async def agent_call(line: Line, caller: ScriptedCaller) -> CallRecord:
+    return await line.carrier.place_call(
+        caller,
+        from_number=AGENT_NUMBER,
+        voice_path="/twilio/agent",
+        status_path="/twilio/agent-status",
+    )
+
+
+async def until_waiting(line: Line, queue: str, count: int) -> None:
+    for _ in range(500):
+        if line.carrier.queue_size(queue) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{queue} never had {count} callers")
+
+
+def events(line: Line, name: str) -> list[dict[str, Any]]:
+    return [e for e in map(json.loads, line.log.getvalue().splitlines()) if e["event"] == name]
+
+
+async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line) -> None:
+    caller_call = asyncio.create_task(line.call(waiting_caller(["2", "2"])))
+    await until_waiting(line, "desk-tax-invoice", 1)
+    status, live = await line.api("/api/live")
+    desk = next(d for d in live["desks"] if d["id"] == "tax-invoice")
+    assert status == 200 and desk["waiting"] == 1 and live["desks"][0]["id"] == "tax-invoice"
+    # Agent 1001 (PIN 1234); after the caller hangs up: outcome 1; then nobody waits.
+    agent_record = await agent_call(line, agent(["1001#", "1234#", "1"]))
+    caller = await caller_call
+    assert caller.answered_by == agent_record.call_sid
+    assert "您好，坐席已接通。" in caller.said
+    assert any(s.startswith("发票专席来电，工单尾号") for s in agent_record.said)
+    assert "暂无来电，请稍候；退出登录请按任意键。" in agent_record.said
+    ticket = await line.ticket(caller.call_sid)
+    assert ticket["answered_by"] == "1001" and ticket["answered_at"]
+    assert ticket["status"] == "answered" and ticket["outcome"] == "answered-on-call"
+    assert any(h["note"] == "outcome answered-on-call by agent 1001" for h in ticket["history"])
+    status, live = await line.api("/api/live")
+    me = next(a for a in live["agents"] if a["id"] == "1001")
+    assert me["state"] == "offline"  # hung up at the idle prompt
+    assert sum(live["calls_per_hour"]) == 1
+    today = next(d for d in live["desks"] if d["id"] == "tax-invoice")["today"]
+    assert (today["offered"], today["answered"], today["abandoned"]) == (1, 1, 0)
+    assert today["service_level"] == 1.0  # the test clock stands still: answered at once
+
+
+async def test_longest_waiting_first_across_two_desks(line: Line) -> None:
+    first = asyncio.create_task(line.call(waiting_caller(["2", "3"])))  # tax filing
+    await until_waiting(line, "desk-tax-filing", 1)
+    line.clock.now += timedelta(seconds=30)
+    second = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # tax invoice
+    await until_waiting(line, "desk-tax-invoice", 1)
+    agent_record = await agent_call(line, agent(["1001#", "1234#", "2", "3"]))
+    a, b = await first, await second
+    assert agent_record.bridged_with == [a.call_sid, b.call_sid]
+    assert (await line.ticket(a.call_sid))["outcome"] == "forwarded"
+    assert (await line.ticket(b.call_sid))["outcome"] == "needs-callback"
+
+
+async def test_backup_desk_only_when_the_primary_desks_are_empty(line: Line) -> None:
+    backup = asyncio.create_task(line.call(waiting_caller(["2", "4"])))  # tax refund: backup
+    await until_waiting(line, "desk-tax-refund", 1)
+    line.clock.now += timedelta(seconds=30)
+    primary = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # joined later
+    await until_waiting(line, "desk-tax-invoice", 1)
+    agent_record = await agent_call(line, agent(["1001#", "1234#", "1", "1"]))
+    r, i = await backup, await primary
+    assert agent_record.bridged_with == [i.call_sid, r.call_sid]
+
+
+async def test_wrong_pin_three_times_ends_the_call(line: Line) -> None:
+    record = await agent_call(line, agent(["1001#", "0000#", "1001#", "1111#", "9999#", "1234#"]))
+    assert record.said[-1] == "登录失败，再见。"
+    failures = events(line, "agent_login_failed")
+    assert [f["attempt"] for f in failures] == [1, 2, 3]
+    _, live = await line.api("/api/live")
+    assert next(a for a in live["agents"] if a["id"] == "1001")["state"] == "offline"
+
+
+async def test_agent_hangs_up_in_wrap_up(line: Line) -> None:
+    caller_call = asyncio.create_task(line.call(waiting_caller(["0"])))
+    await until_waiting(line, "desk-general", 1)
+    # Agent 1002 serves the general desk; no outcome key: the agent hangs up in wrap-up.
+    record = await agent_call(line, agent(["1002#", "1234#"]))
+    caller = await caller_call
+    assert caller.answered_by == record.call_sid
+    ticket = await line.ticket(caller.call_sid)
+    assert ticket["answered_by"] == "1002" and ticket["outcome"] is None
+    _, live = await line.api("/api/live")
+    assert next(a for a in live["agents"] if a["id"] == "1002")["state"] == "offline"
+
+
+async def test_two_agents_ready_for_one_caller(line: Line) -> None:
+    caller_call = asyncio.create_task(line.call(waiting_caller(["2", "2"])))
+    await until_waiting(line, "desk-tax-invoice", 1)
+    # 1001 (primary) and 1002 (backup for tax-invoice) log in at once; one caller.
+    one, two = await asyncio.gather(
+        agent_call(line, agent(["1001#", "1234#", "1"])),
+        agent_call(line, agent(["1002#", "1234#", "1"])),
+    )
+    caller = await caller_call
+    connected = [r for r in (one, two) if r.bridged_with]
+    assert len(connected) == 1 and caller.answered_by == connected[0].call_sid
+
+
+async def test_only_one_of_two_server_processes_claims_a_caller(db_url: str) -> None:
+    # Two engines stand for two server processes on the same database.
+    engines = [make_engine(db_url), make_engine(db_url)]
+    await upgrade(engines[0])
+    at = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+    tickets = TicketStore(engines[0], ZoneInfo("Asia/Shanghai"), "zh")
+    for i in range(3):
+        call = CallRef(f"CA{i:032d}", "+8613800000000", "x")
+        await tickets.apply(
+            call,
+            [
+                TicketChange(
+                    note="q",
+                    status=TicketStatus.IN_QUEUE,
+                    queue="desk-tax-invoice",
+                    queue_desk="tax-invoice",
+                )
+            ],
+            at + timedelta(seconds=i),
+        )
+    desks = {"tax-invoice": DeskLevel.PRIMARY}
+    agents = [Agent(f"10{i:02d}", "a", "+86", "x", desks) for i in range(6)]
+    stores = [AgentStore(e) for e in engines]
+    claims = await asyncio.gather(
+        *(stores[i % 2].claim_next(a, at + timedelta(minutes=1)) for i, a in enumerate(agents))
+    )
+    taken = [c.call_sid for c in claims if c is not None]
+    assert sorted(taken) == [f"CA{i:032d}" for i in range(3)]  # each caller exactly once
+    await tickets.aclose()
+    for engine in engines:
+        await engine.dispose()
+
+
+async def test_overflow_by_time_to_a_backup_agent(db_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    specs = config / "specialties.yaml"
+    desk = '  tax-invoice:\n    name: {zh: 发票, en: "Invoices (fapiao)"}\n'
+    queue = "    department: tax-bureau\n    queue: {size: 20, overflow: general"
+    text = specs.read_text(encoding="utf-8")
+    assert desk + queue in text
+    specs.write_text(text.replace(desk + queue, desk + queue + ", max_wait_s: 10"), "utf-8")
+    async with running_line(db_url, config_dir=config) as line:
+        # Three hold rounds (20 s each on the carrier's clock) with nobody of the desk
+        # ready: past its 10 s maximum, the caller is overdue.
+        patient = ScriptedCaller(  # presses nothing at the offers of a message
+            keys=["2", "2", None, None, None, None],
+            queue=QueuePlan(waits=3, then=QueueChoice.HANGUP, patience=20),
+        )
+        invoice = asyncio.create_task(line.call(patient))
+        await until_waiting(line, "desk-tax-invoice", 1)
+        first = line.carrier.calls[0].call_sid
+        for _ in range(500):
+            if "no agent ready" in json.dumps((await line.ticket(first))["history"]):
+                break
+            await asyncio.sleep(0.02)
+        line.clock.now += timedelta(seconds=30)  # the general caller joins later
+        general = asyncio.create_task(line.call(waiting_caller(["0"])))
+        await until_waiting(line, "desk-general", 1)
+        # 1002: general is primary, tax-invoice only backup; the overdue caller comes first.
+        record = await agent_call(line, agent(["1002#", "1234#", "1", "1"]))
+        i, g = await invoice, await general
+        assert record.bridged_with == [i.call_sid, g.call_sid]
+        assert "如需留言并等待回电，请按1。" in i.said
+
+
+async def test_ops_api_sets_agent_state_and_outcome(line: Line) -> None:
+    status, body = await line.api("/api/agents/1001/state", method="PUT", json={"state": "away"})
+    assert (status, body["state"]) == (200, "away")
+    _, agents = await line.api("/api/agents")
+    assert next(a for a in agents["agents"] if a["id"] == "1001")["state"] == "away"
+    status, body = await line.api("/api/agents/1001/state", method="PUT", json={"state": "on-call"})
+    assert (status, body["error"]) == (400, "invalid-parameter")
+    status, body = await line.api("/api/agents/9999/state", method="PUT", json={"state": "away"})
+    assert (status, body["error"]) == (404, "agent-not-found")
+    record = await line.call(ScriptedCaller(keys=["0"]))
+    number = (await line.ticket(record.call_sid))["number"]
+    status, body = await line.api(
+        f"/api/tickets/{number}/outcome", method="POST", json={"outcome": "forwarded"}
+    )
+    assert status == 200 and (await line.ticket(record.call_sid))["outcome"] == "forwarded"
+    status, body = await line.api(f"/api/tickets/{number}/outcome", method="POST", json=[1])
+    assert (status, body["error"]) == (400, "invalid-json")
+
+
+async def test_two_agents_and_three_callers(line: Line) -> None:
+    """The issue's acceptance: every caller reaches an agent of the right desk in order."""
+    c1 = asyncio.create_task(line.call(waiting_caller(["2", "3"])))  # tax filing, first
+    await until_waiting(line, "desk-tax-filing", 1)
+    line.clock.now += timedelta(seconds=30)
+    c2 = asyncio.create_task(line.call(waiting_caller(["0"])))  # general
+    await until_waiting(line, "desk-general", 1)
+    line.clock.now += timedelta(seconds=30)
+    c3 = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # tax invoice, last
+    await until_waiting(line, "desk-tax-invoice", 1)
+    # 1001 serves tax-invoice and tax-filing; 1002 the general desk (tax-invoice as backup).
+    a1, a2 = await asyncio.gather(
+        agent_call(line, agent(["1001#", "1234#", "1", "2"])),
+        agent_call(line, agent(["1002#", "1234#", "3", "2"])),
+    )
+    r1, r2, r3 = await c1, await c2, await c3
+    # Each agent's first caller is the longest waiting at its primary desks; the last caller
+    # goes to whichever agent serving tax-invoice is free first (1002 only as backup, once
+    # its own desk is empty).
+    assert a1.bridged_with[0] == r1.call_sid and a2.bridged_with[0] == r2.call_sid
+    assert sorted(a1.bridged_with[1:] + a2.bridged_with[1:]) == [r3.call_sid]
+    third = "1001" if r3.call_sid in a1.bridged_with else "1002"
+    tickets = [await line.ticket(r.call_sid) for r in (r1, r2, r3)]
+    assert [(t["specialty"], t["answered_by"], t["outcome"]) for t in tickets] == [
+        ("tax-filing", "1001", "answered-on-call"),
+        ("general", "1002", "needs-callback"),
+        ("tax-invoice", third, "forwarded"),
+    ]
+    _, live = await line.api("/api/live")
+    today = {d["id"]: d["today"] for d in live["desks"] if d["today"]}
+    assert {desk: figures["answered"] for desk, figures in today.items()} == {
+        "tax-filing": 1,
+        "general": 1,
+        "tax-invoice": 1,
+    }
+
+
+async def test_agents_added_through_the_ops_api_log_in_and_take_callers(line: Line) -> None:
+    agent_spec = {
+        "name": "赵敏",
+        "answers_on": "client:zhaomin",
+        "pin": "2468",
+        "desks": {"tax-refund": "primary"},
+    }
+    status, body = await line.api("/api/agents/2001", method="PUT", json=agent_spec)
+    assert status == 200 and body["desks"] == {"tax-refund": "primary"}
+    status, body = await line.api("/api/agents/1001", method="PUT", json=agent_spec)
+    assert (status, body["error"]) == (409, "agent-in-config")
+    status, body = await line.api(
+        "/api/agents/2002", method="PUT", json={**agent_spec, "desks": {"no-such-desk": "primary"}}
+    )
+    assert (status, body["error"]) == (400, "invalid-parameter")
+    status, body = await line.api("/api/agents/2003", method="PUT", json={**agent_spec, "pin": "1"})
+    assert (status, body["error"]) == (400, "invalid-parameter")
+    _, listed = await line.api("/api/agents")
+    added = next(a for a in listed["agents"] if a["id"] == "2001")
+    assert added["defined_in"] == "api" and "pin" not in added and "pin_hash" not in added
+    caller_call = asyncio.create_task(line.call(waiting_caller(["2", "4"])))  # tax refund
+    await until_waiting(line, "desk-tax-refund", 1)
+    record = await agent_call(line, agent(["2001#", "2468#", "1"]))
+    caller = await caller_call
+    assert caller.answered_by == record.call_sid
+    assert (await line.ticket(caller.call_sid))["answered_by"] == "2001"
+    status, _ = await line.api("/api/agents/2001", method="DELETE")
+    assert status == 200
+    status, body = await line.api("/api/agents/2001", method="DELETE")
+    assert (status, body["error"]) == (404, "agent-not-found")
+
+
+async def test_an_agent_whose_login_fails_on_the_database_is_not_queued_as_a_caller(
+    line: Line, db_url: str
+) -> None:
+    engine = make_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE agent_events"))
+        await conn.execute(text("DROP TABLE agent_states"))
+    await engine.dispose()
+    record = await agent_call(line, agent(["1001#", "1234#"]))
+    assert record.application_error is None
+    assert record.queue_results == [] and record.bridged_with == []
+    assert record.said[-1] == "抱歉，系统暂时无法登录，请稍后再拨。"
+    assert "抱歉，系统繁忙，正在为您转接综合咨询专席。" not in record.said
+    assert events(line, "webhook_failed")[0]["path"] == "/twilio/agent-pin"

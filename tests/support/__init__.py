@@ -1,0 +1,1 @@
+"""One support package for every layer of tests: a whole line, databases, proxies, stand-ins."""
