@@ -101,9 +101,10 @@ def choose(
     return chosen
 
 
-def attempt_from(call_status: str, answered_by: str | None, kind: str, rated: bool) -> Attempt:
-    """Twilio's final CallStatus and AnsweredBy, and whether the survey got its rating."""
-    if answered_by and (answered_by.startswith("machine") or answered_by == "fax"):
+def attempt_from(call_status: str, by_machine: bool, kind: str, rated: bool) -> Attempt:
+    """The call's final status (completed, busy, no-answer, canceled, failed), whether a
+    machine answered it, and whether the survey got its rating."""
+    if by_machine:
         return Attempt.MACHINE
     match call_status:
         case "completed":

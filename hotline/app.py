@@ -1,7 +1,8 @@
 """The application factory: typed settings in, a ready aiohttp app out.
 
-Resources (database engine, config watcher) are opened and closed in one cleanup context;
-all routes are listed in `_routes`.
+Each resource is opened and closed by a cleanup context of its own, in the order listed in
+`make_app`: when one fails to start, those already started are closed again. The Twilio
+webhooks and the ops API are sub-applications with their own middlewares.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
-from multidict import MultiDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from casework.calendar import WorkCalendar
 from hotline.callbacks.dispatcher import Dispatcher
 from hotline.config import LoadedConfig
 from hotline.config.live import LiveConfig
@@ -35,15 +35,13 @@ from hotline.store.shared import open_shared
 from hotline.store.tickets import TicketStore
 from hotline.twilio.recordings import RecordingFetcher
 from hotline.twilio.rest import TwilioDialer
+from hotline.twilio.signature import SignatureCheck
 from hotline.twilio.twiml import TwimlDocuments
-from hotline.twilio.webhooks import SignatureCheck
 from hotline.understanding.queue import QueuedSpeech
 from hotline.understanding.understander import ClassifierCache, Understander, speech_engines
 from hotline.understanding.voicemail import VoicemailReader
-from hotline.web import limits, live, metrics
-from hotline.web.api import casework, openapi
-from hotline.web.api import handlers as api
-from hotline.web.api.kpi import get_kpi
+from hotline.web import health, live, metrics
+from hotline.web.api.app import api_app
 from hotline.web.keys import (
     AGENTS,
     CASEWORK,
@@ -52,6 +50,8 @@ from hotline.web.keys import (
     CONFIG,
     DIALER,
     DISPATCHER,
+    ENGINE,
+    HTTP,
     JOBS,
     LIVE_READS,
     METRICS,
@@ -66,7 +66,7 @@ from hotline.web.keys import (
     Clock,
 )
 from hotline.web.live_reads import SharedReads
-from hotline.web.voice import agents, calls, outbound
+from hotline.web.voice.app import voice_app
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
 from speech.pool import SpeechPool
@@ -88,16 +88,7 @@ def make_app(
     classifier: SpecialtyClassifier | None = None,
 ) -> web.Application:
     """The whole server. `classifier`: one already trained on `config`'s examples."""
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[
-            metrics.timing,
-            twilio_guard,
-            api.require_token,
-            limits.api_rate_limit,
-            live.announce_changes,
-        ],
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[metrics.timing])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TWIML_DOCUMENTS] = TwimlDocuments()
@@ -106,49 +97,24 @@ def make_app(
     app[CLOCK] = clock
     app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token, settings.twilio_webhook_shared_key)
     app[CLASSIFIERS] = ClassifierCache(config, classifier)
-    app.cleanup_ctx.append(_shared_state)
-    app.cleanup_ctx.append(_resources)
-    _routes(app)
-    return app
-
-
-def _routes(app: web.Application) -> None:
-    app.router.add_post("/twilio/voice", calls.voice)
-    app.router.add_post("/twilio/status", calls.status)
-    app.router.add_post("/twilio/agent", agents.agent_call)
-    app.router.add_post("/twilio/agent-status", agents.agent_status)
-    app.router.add_post(r"/twilio/{hook:agent-[a-z]+}", agents.agent_hook)
-    app.router.add_post("/twilio/outbound", outbound.answered)
-    app.router.add_post("/twilio/outbound-key", outbound.key)
-    app.router.add_post("/twilio/outbound-status", outbound.ended)
-    app.router.add_post("/twilio/{hook}", calls.flow_hook)
-    app.router.add_get("/healthz", api.healthz)
-    app.router.add_get(openapi.PATH, openapi.openapi)
+    app.cleanup_ctx.extend(
+        [
+            _shared_state,
+            _database,
+            _tickets,
+            _http_session,
+            _understanding,
+            _dispatcher,
+            _due_watch,
+            _config_watch,
+        ]
+    )
+    app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", metrics.scrape)
-    app.router.add_get("/api/tickets", api.list_tickets)
-    app.router.add_get("/api/tickets/{number}", api.get_ticket)
-    app.router.add_post("/api/tickets/{number}/outcome", api.set_outcome)
-    app.router.add_post("/api/tickets/{number}/actions", casework.act)
-    app.router.add_get("/api/agents", api.list_agents)
-    app.router.add_put("/api/agents/{agent}/state", api.set_agent_state)
-    app.router.add_put("/api/agents/{agent}", api.put_agent)
-    app.router.add_delete("/api/agents/{agent}", api.delete_agent)
-    app.router.add_get("/api/kpi", get_kpi)
-    app.router.add_get("/api/live", live.live)
-    app.router.add_get("/api/live/events", live.events)
     app.router.add_get("/live", live.page)
-
-
-# What a /twilio/ webhook answers when its handling failed, by its handler: a caller is
-# sent on to a desk (calls.rescue_response, the default); an agent is never put in a
-# callers' queue; a status callback runs no TwiML.
-_RESCUES: dict[Any, Callable[[web.Request], web.Response]] = {
-    agents.agent_call: agents.rescue_response,
-    agents.agent_hook: agents.rescue_response,
-    agents.agent_status: lambda _request: calls.empty_twiml(),
-    calls.status: lambda _request: calls.empty_twiml(),
-    outbound.ended: lambda _request: calls.empty_twiml(),
-}
+    app.add_subapp("/twilio", voice_app())
+    app.add_subapp("/api", api_app())
+    return app
 
 
 async def _shared_state(app: web.Application) -> AsyncIterator[None]:
@@ -165,22 +131,34 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
     await shared.close()
 
 
-async def _resources(app: web.Application) -> AsyncIterator[None]:
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    """The engine and the stores on it. A database that cannot be reached does not stop
+    the start (see `_upgrade_or_later`)."""
+    live_config = app[CONFIG]
+    plan = live_config.current.plan
+
+    def calendar() -> WorkCalendar:
+        return live_config.current.plan.calendar  # asked each time: a reload counts at once
+
+    app[ENGINE] = engine = make_engine(app[SETTINGS].database_url)
+    try:
+        app[STORE] = TicketStore(engine, plan.hours.zone, plan.default_language, calendar=calendar)
+        app[AGENTS] = AgentStore(engine)
+        app[CASEWORK] = CaseStore(engine, plan.hours.zone, calendar=calendar)
+        app[JOBS] = JobStore(engine)
+        yield
+    finally:
+        if STORE in app:
+            await app[STORE].aclose()
+        await engine.dispose()
+
+
+async def _tickets(app: web.Application) -> AsyncIterator[None]:
+    """The write port of the call path: the database, or this process's spool while it is
+    away; the spool replayed in the background, the schema upgraded when it answers."""
     settings = app[SETTINGS]
-    live = app[CONFIG]
-    plan = live.current.plan
-    engine = make_engine(settings.database_url)
-    migrated = await _upgrade_or_later(engine)
-    app[STORE] = TicketStore(
-        engine,
-        plan.hours.zone,
-        plan.default_language,
-        calendar=lambda: live.current.plan.calendar,
-    )
-    app[AGENTS] = AgentStore(engine)
-    app[CASEWORK] = CaseStore(engine, plan.hours.zone, calendar=lambda: live.current.plan.calendar)
-    app[JOBS] = JobStore(engine)
-    app[TICKETS] = DurableTickets.open(
+    migrated = await _upgrade_or_later(app[ENGINE])
+    app[TICKETS] = tickets = DurableTickets.open(
         app[STORE],
         settings.spool_path,
         app[CLOCK],
@@ -188,47 +166,114 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         read_s=settings.database_read_budget_s,
         ready=migrated,
     )
-    spool = app[TICKETS].spool
-    app[METRICS].set_spool_depth_source(lambda: float(spool.depth()))
+    app[METRICS].set_spool_depth_source(lambda: float(tickets.spool.depth()))
     migrating = None
     if not migrated:
         migrating = asyncio.create_task(
-            _upgrade_when_reachable(engine, app[TICKETS], settings.spool_replay_every_s)
+            _upgrade_when_reachable(app[ENGINE], tickets, settings.spool_replay_every_s)
         )
-    replaying = asyncio.create_task(app[TICKETS].run(settings.spool_replay_every_s))
-    dispatching = _dispatcher(app)
-    due_watch = asyncio.create_task(_warn_due(app, settings.due_sweep_s))
-    session = aiohttp.ClientSession()
-    pool = await _speech_pool(settings, live.current)
-    app[UNDERSTANDER] = Understander(
-        RecordingFetcher(
-            session,
+    replaying = asyncio.create_task(tickets.run(settings.spool_replay_every_s))
+    yield
+    await _stop(migrating, replaying)
+    await tickets.close()
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    app[HTTP] = session = aiohttp.ClientSession()
+    yield
+    await session.close()
+
+
+async def _understanding(app: web.Application) -> AsyncIterator[None]:
+    """Speech recognition (workers warmed up before the first call, or none), and the
+    voicemail reader that listens to messages left with no desk."""
+    settings = app[SETTINGS]
+    live_config = app[CONFIG]
+    pool = await _speech_pool(settings, live_config.current)
+    try:
+        fetcher = RecordingFetcher(
+            app[HTTP],
             settings.twilio_account_sid,
             settings.twilio_auth_token,
             settings.recording_url_prefixes,
-        ),
-        pool,
-        app[CLASSIFIERS],
-        metrics=app[METRICS],
+        )
+        app[UNDERSTANDER] = Understander(fetcher, pool, app[CLASSIFIERS], metrics=app[METRICS])
+        app[VOICEMAILS] = VoicemailReader(app[UNDERSTANDER], app[TICKETS], live_config, app[CLOCK])
+        yield
+        await app[VOICEMAILS].close()
+    finally:
+        if pool is not None:
+            await pool.aclose()
+
+
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    """The callback and survey dispatcher, when the service may place calls."""
+    settings = app[SETTINGS]
+    app[DIALER] = dialer = TwilioDialer(
+        settings.twilio_account_sid, settings.twilio_auth_token, api_base=settings.twilio_api_base
     )
-    app[VOICEMAILS] = VoicemailReader(app[UNDERSTANDER], app[TICKETS], live, app[CLOCK])
-    watcher = asyncio.create_task(live.watch(settings.config_poll_s))
+    missing = [
+        name
+        for name, value in (
+            ("HOTLINE_CALLER_ID", settings.caller_id),
+            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+            ("HOTLINE_PUBLIC_URL", settings.public_url),
+        )
+        if not value
+    ]
+    dispatching = None
+    if missing:
+        log.warning("callbacks_off", reason=f"not set: {', '.join(missing)}; jobs wait")
+    else:
+        app[DISPATCHER] = dispatcher = Dispatcher(
+            app[JOBS],
+            dialer,
+            app[CONFIG],
+            app[CLOCK],
+            public_url=settings.public_url,
+            caller_id=settings.caller_id,
+            owner=f"{socket.gethostname()}:{os.getpid()}",
+        )
+        dispatching = asyncio.create_task(dispatcher.run(settings.dispatch_every_s))
+    yield
+    await _stop(dispatching)
+    await dialer.close()
+
+
+async def _due_watch(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_warn_due(app, app[SETTINGS].due_sweep_s))
+    yield
+    await _stop(task)
+
+
+async def _config_watch(app: web.Application) -> AsyncIterator[None]:
+    """The config reloaded when its files change, or on SIGHUP."""
+    live_config = app[CONFIG]
+    watcher = asyncio.create_task(live_config.watch(app[SETTINGS].config_poll_s))
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGHUP, live.ask_reload)
-    log.info("started", config=live.current.digest, database=engine.url.get_backend_name())
+        loop.add_signal_handler(signal.SIGHUP, live_config.ask_reload)
+    log.info(
+        "started",
+        config=live_config.current.digest,
+        database=app[ENGINE].url.get_backend_name(),
+    )
     yield
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.remove_signal_handler(signal.SIGHUP)
-    await _stop(watcher, dispatching, due_watch, replaying, migrating)
-    await app[DIALER].close()
-    await app[TICKETS].close()
-    await app[VOICEMAILS].close()
-    if pool is not None:
-        await pool.aclose()
-    await session.close()
-    await app[STORE].aclose()
-    await engine.dispose()
+    await _stop(watcher)
+
+
+async def _warn_due(app: web.Application, every_s: float) -> None:
+    """Log each ticket once as it comes due within 24 h and once as it goes overdue."""
+    while True:
+        try:
+            await app[CASEWORK].warn_due(app[CLOCK]())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("due_sweep_failed")
+        await asyncio.sleep(every_s)
 
 
 async def _upgrade_or_later(engine: AsyncEngine) -> bool:
@@ -280,49 +325,6 @@ async def _stop(*tasks: asyncio.Task[None] | None) -> None:
         log.warning("task_did_not_stop", task=repr(task.get_coro()))
 
 
-async def _warn_due(app: web.Application, every_s: float) -> None:
-    """Log each ticket once as it comes due within 24 h and once as it goes overdue."""
-    while True:
-        try:
-            await app[CASEWORK].warn_due(app[CLOCK]())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("due_sweep_failed")
-        await asyncio.sleep(every_s)
-
-
-def _dispatcher(app: web.Application) -> asyncio.Task[None] | None:
-    """The callback and survey dispatcher, when the service may place calls."""
-    settings = app[SETTINGS]
-    app[DIALER] = TwilioDialer(
-        settings.twilio_account_sid, settings.twilio_auth_token, api_base=settings.twilio_api_base
-    )
-    missing = [
-        name
-        for name, value in (
-            ("HOTLINE_CALLER_ID", settings.caller_id),
-            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
-            ("HOTLINE_PUBLIC_URL", settings.public_url),
-        )
-        if not value
-    ]
-    if missing:
-        log.warning("callbacks_off", reason=f"not set: {', '.join(missing)}; jobs wait")
-        return None
-    dispatcher = Dispatcher(
-        app[JOBS],
-        app[DIALER],
-        app[CONFIG],
-        app[CLOCK],
-        public_url=settings.public_url,
-        caller_id=settings.caller_id,
-        owner=f"{socket.gethostname()}:{os.getpid()}",
-    )
-    app[DISPATCHER] = dispatcher
-    return asyncio.create_task(dispatcher.run(settings.dispatch_every_s))
-
-
 async def _speech_pool(settings: Settings, config: LoadedConfig) -> SpeechService | None:
     """Recognition workers, warmed up before the first call; None when speech is off.
 
@@ -353,33 +355,3 @@ async def _speech_pool(settings: Settings, config: LoadedConfig) -> SpeechServic
         en=str(engines.en_model or "pocketsphinx"),
     )
     return pool
-
-
-@web.middleware
-async def twilio_guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every /twilio/ request: a valid signature first; then no exception escapes as a 500."""
-    if not request.path.startswith("/twilio/"):
-        response: web.StreamResponse = await handler(request)
-        return response
-    try:
-        posted = await request.post()
-    except web.HTTPException:
-        raise
-    except Exception:
-        raise web.HTTPBadRequest(text="unreadable form body") from None
-    form: MultiDict[str] = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
-    settings = request.app[SETTINGS]
-    url = settings.public_url + request.raw_path if settings.public_url else str(request.url)
-    if not request.app[SIGNATURES].valid(url, form, request.headers):
-        log.warning("bad_signature", path=request.path, url=url)
-        raise web.HTTPForbidden(text="invalid Twilio signature")
-    request[calls.FORM] = form
-    try:
-        response = await handler(request)
-        return response
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("webhook_failed", path=request.path, call_sid=form.get("CallSid"))
-        rescue = _RESCUES.get(request.match_info.handler, calls.rescue_response)
-        return rescue(request)

@@ -73,7 +73,7 @@ class Connected:
 
 @dataclass(frozen=True)
 class DialEnded:
-    status: str  # Twilio's DialCallStatus
+    status: str  # how the dial to the caller ended: completed, busy, no-answer, ...
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ def _wrapped(
 def _ask(
     plan: IvrPlan, state: AgentCallState, hook: AgentHook, prompt: Text
 ) -> tuple[AgentAction, ...]:
-    """Digits ended by #; silence ends the call (an agent line needs no hand-holding)."""
+    """Keys ended by #; silence ends the call (an agent line needs no hand-holding)."""
     gather = Gather(
         (say(state.lang, prompt),),
         AgentTarget(hook, state),

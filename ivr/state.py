@@ -78,7 +78,7 @@ class AgentCallState:
     lang: str
     agent: str | None = None
     tries: int = 0
-    caller: str | None = None  # the caller's CallSid while connected / wrapping up
+    caller: str | None = None  # the caller's call id while connected / wrapping up
     waits: int = 0  # idle rounds with nobody waiting
 
     def to_params(self) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import urlencode
 
 import structlog
 
@@ -17,6 +16,7 @@ from hotline.config.live import LiveConfig
 from hotline.observability.logs import mask_number
 from hotline.store.jobs import ClaimedCall, JobStore
 from hotline.twilio.rest import CallRequest, Dialer, DialError
+from hotline.twilio.urls import placed_call, placed_call_status
 
 log = structlog.get_logger("hotline.callbacks")
 
@@ -69,8 +69,8 @@ class Dispatcher:
         request = CallRequest(
             to=call.number,
             caller_id=self._caller_id,
-            url=self._url("outbound", job=call.job_id, lang=call.lang),
-            status_callback=self._url("outbound-status", job=call.job_id),
+            url=placed_call(self._public_url, call.job_id, call.lang),
+            status_callback=placed_call_status(self._public_url, call.job_id),
             ring_timeout_s=policy.ring_timeout_s,
         )
         try:
@@ -99,6 +99,3 @@ class Dispatcher:
             to=mask_number(call.number),
         )
         return 1
-
-    def _url(self, hook: str, **params: object) -> str:
-        return f"{self._public_url}/twilio/{hook}?{urlencode(params)}"

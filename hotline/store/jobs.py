@@ -267,7 +267,7 @@ class JobStore:
         self,
         call_sid: str,
         call_status: str,
-        answered_by: str | None,
+        by_machine: bool,
         now: datetime,
         policy: CallbackPolicy,
     ) -> Settled | None:
@@ -279,7 +279,7 @@ class JobStore:
             heard = row["last_result"] in ("heard", "rated")
             attempt = attempt_from(
                 call_status,
-                None if heard else answered_by,
+                by_machine and not heard,
                 row["kind"],
                 rated=row["last_result"] == "rated",
             )

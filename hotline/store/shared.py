@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from hotline.auth.tokens import token_digest
 
-log = structlog.get_logger("hotline.store.shared")
+log = structlog.get_logger("hotline.shared")
 
 Health = Literal["ok", "unreachable", "off"]
 # Anything that means "the server did not answer": the client's own errors, refused or
@@ -91,7 +91,7 @@ class SharedState(Protocol):
 
     async def call_rank(self, caller: str, call_sid: str, window: Window) -> int:
         """How many new calls `caller` has made in `window`, this one included. A call
-        already counted (a retried webhook of the same CallSid) keeps its first rank."""
+        already counted (a retried webhook of the same call) keeps its first rank."""
         ...
 
     async def count(self, bucket: str, window: Window) -> int:
@@ -112,7 +112,7 @@ class LocalState:
     def __init__(self) -> None:
         self.changes = ChangeSignal()
         self._counts: dict[str, tuple[int, int]] = {}  # bucket -> (window index, count)
-        self._ranks: dict[str, tuple[int, int]] = {}  # CallSid -> (window index, rank)
+        self._ranks: dict[str, tuple[int, int]] = {}  # call id -> (window index, rank)
         self._swept = -1
 
     @property
@@ -157,7 +157,7 @@ class LocalState:
         self._ranks = {k: v for k, v in self._ranks.items() if v[0] >= window.index - 1}
 
 
-# A call is counted once: its first rank is remembered under its CallSid.
+# A call is counted once: its first rank is remembered under its call id.
 _RANK_CALL = """
 local seen = redis.call('GET', KEYS[2])
 if seen then return tonumber(seen) end

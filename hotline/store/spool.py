@@ -54,7 +54,7 @@ class OpKind(StrEnum):
 class SpooledOp:
     """One webhook's ticket operation, as it would have been written."""
 
-    key: str  # idempotency key: CallSid and the webhook's idempotency token
+    key: str  # idempotency key: the call's id and the webhook's retry token
     kind: OpKind
     call: CallRef
     at: datetime

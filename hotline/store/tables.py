@@ -216,7 +216,7 @@ callback_jobs = Table(
     Index(None, "ticket_id"),
 )
 
-# The ticket operations already applied, by idempotency key (the CallSid and Twilio's
+# The ticket operations already applied, by idempotency key (the call's id and Twilio's
 # idempotency token of the webhook): a retried webhook, or a spooled operation replayed after
 # its first attempt did reach the database, is applied once. Written in the transaction of
 # the change; old keys are pruned (see store/durable.py).

@@ -156,8 +156,13 @@ class TicketStore:
     async def aclose(self) -> None:
         await self._tx.aclose()
 
+    async def ping(self) -> None:
+        """One round trip to the database, for the health check."""
+        async with self.reads.connect() as conn:
+            await conn.execute(select(1))
+
     async def open(self, call: CallRef, at: datetime) -> str:
-        """The call's ticket number, creating the ticket on first sight of the CallSid."""
+        """The call's ticket number, creating the ticket on first sight of the call."""
         number = await self.record(call, (), at, opening=True)
         assert number is not None
         return number

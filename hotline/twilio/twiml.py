@@ -5,43 +5,45 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlencode
 
+from aiohttp import web
 from twilio.twiml.voice_response import Dial as TwimlDial
 from twilio.twiml.voice_response import Gather as TwimlGather
 from twilio.twiml.voice_response import VoiceResponse
 
+from hotline.twilio.urls import url_for
 from ivr.actions import (
-    AgentTarget,
     Dial,
     Enqueue,
     Gather,
     Hangup,
     Leave,
-    OutboundTarget,
     Pause,
     Play,
     Prompt,
     Record,
     Redirect,
     Say,
-    Target,
     Verb,
 )
 from ivr.model import Language
 
-TWILIO_PREFIX = "/twilio"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def url_for(target: Target | AgentTarget | OutboundTarget) -> str:
-    """Relative URLs: Twilio resolves them against the URL it just called."""
-    return f"{TWILIO_PREFIX}/{target.hook.value}?{urlencode(target.state.to_params())}"
+CONTENT_TYPE = "text/xml"
 
 
 def clean(text: str) -> str:
     """The builder writes control characters as they are, which is not valid XML."""
     return _CONTROL.sub(" ", text)
+
+
+def twiml(document: str) -> web.Response:
+    return web.Response(text=document, content_type=CONTENT_TYPE)
+
+
+def empty_twiml() -> web.Response:
+    """The answer to a callback that needs no TwiML (a status callback, say)."""
+    return twiml('<?xml version="1.0" encoding="UTF-8"?><Response />')
 
 
 class TwimlDocuments:

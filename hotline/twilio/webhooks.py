@@ -1,23 +1,20 @@
-"""Twilio's webhook wire format, turned into one typed value, and its signature checked.
+"""Twilio's webhook wire format, turned into one typed value.
 
-This is the only module that knows Twilio's parameter names. Every field is optional and
-untrusted: a missing or garbled one becomes None, never an exception.
+Every field is optional and untrusted: a missing or garbled one becomes None, never an
+exception. `verified` is the one door of a webhook: its form read, its signature checked,
+its fields parsed; the handlers see only the `Webhook`.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from twilio.request_validator import (
-    SIGNATURE_HEADER,
-    SIGNATURE_SETTINGS_HEADER,
-    RequestValidator,
-    get_signature_algorithm,
-)
+from aiohttp import web
+from multidict import MultiDict
 
+from hotline.twilio.signature import SignatureCheck
 from ivr.events import Recording
 from routing.queue_router import QueueExit
 
@@ -27,6 +24,8 @@ _NUMBER = re.compile(
     r"^(\+?[0-9]{3,20}|client:[A-Za-z0-9_.-]{1,64}|anonymous|unknown)$", re.IGNORECASE
 )
 _DIGITS = re.compile(r"^[0-9*#]{0,32}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 
@@ -38,14 +37,25 @@ class Webhook:
     call_status: str | None
     digits: str | None  # None: the field was absent or not keys at all
     recording: Recording | None
-    queue_result: QueueExit | None
+    queue_exit: QueueExit | None
     queue_position: int | None
     avg_queue_time_s: int | None
     queue_time_s: int | None
     call_duration_s: int | None
+    dial_status: str | None  # how an agent's <Dial> to a caller ended
+    answered_by: str | None  # who took a call the hotline placed: human, machine_*, fax
+    # Twilio sends a retried webhook with the same token. Not covered by the signature, so
+    # only a plain short token is taken: anything else must never cost a ticket write.
+    retry_token: str | None
+
+    @property
+    def by_machine(self) -> bool:
+        """An answering machine or a fax took the call, not a person."""
+        by = self.answered_by or ""
+        return by.startswith("machine") or by == "fax"
 
 
-def parse_webhook(form: Mapping[str, str]) -> Webhook:
+def parse_webhook(form: Mapping[str, str], headers: Mapping[str, str] | None = None) -> Webhook:
     return Webhook(
         call_sid=_match(_CALL_SID, form.get("CallSid")),
         caller=_match(_NUMBER, form.get("From")) or "unknown",
@@ -53,12 +63,36 @@ def parse_webhook(form: Mapping[str, str]) -> Webhook:
         call_status=_word(form.get("CallStatus")),
         digits=_match(_DIGITS, form.get("Digits")),
         recording=_recording(form),
-        queue_result=QueueExit.parse(raw) if (raw := _word(form.get("QueueResult"))) else None,
+        queue_exit=QueueExit.parse(raw) if (raw := _word(form.get("QueueResult"))) else None,
         queue_position=_int(form.get("QueuePosition")),
         avg_queue_time_s=_int(form.get("AvgQueueTime")),
         queue_time_s=_int(form.get("QueueTime")),
         call_duration_s=_int(form.get("CallDuration")),
+        dial_status=_word(form.get("DialCallStatus")),
+        answered_by=_word(form.get("AnsweredBy"), "_"),
+        retry_token=_match(_TOKEN, (headers or {}).get(_IDEMPOTENCY_HEADER)),
     )
+
+
+def signed_url(request: web.Request, public_url: str) -> str:
+    """The URL Twilio signed: the one it called, which a proxy may have rewritten."""
+    return public_url + request.raw_path if public_url else str(request.url)
+
+
+async def verified(request: web.Request, check: SignatureCheck, public_url: str) -> Webhook:
+    """The request's webhook, when Twilio signed it; 400 for a body that is no form, 403
+    for a signature that does not match the URL Twilio called (`public_url` + the path, as
+    Twilio saw it through any proxy)."""
+    try:
+        posted = await request.post()
+    except web.HTTPException:
+        raise
+    except Exception:
+        raise web.HTTPBadRequest(text="unreadable form body") from None
+    form: MultiDict[str] = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
+    if not check.valid(signed_url(request, public_url), form, request.headers):
+        raise web.HTTPForbidden(text="invalid Twilio signature")
+    return parse_webhook(form, request.headers)
 
 
 def _match(pattern: re.Pattern[str], raw: str | None) -> str | None:
@@ -68,11 +102,11 @@ def _match(pattern: re.Pattern[str], raw: str | None) -> str | None:
     return raw if pattern.match(raw) else None
 
 
-def _word(raw: str | None) -> str | None:
+def _word(raw: str | None, also: str = "") -> str | None:
     if raw is None:
         return None
     raw = raw.strip().lower()
-    return raw if re.fullmatch(r"[a-z-]{1,32}", raw) else None
+    return raw if re.fullmatch(rf"[a-z{also}-]{{1,32}}", raw) else None
 
 
 def _int(raw: str | None) -> int | None:
@@ -90,40 +124,3 @@ def _recording(form: Mapping[str, str]) -> Recording | None:
     if not url.startswith(("https://", "http://")) or len(url) > 500 or sid is None:
         return None
     return Recording(url=url, sid=sid, duration_s=_int(form.get("RecordingDuration")) or 0)
-
-
-class SignatureCheck:
-    """Validates X-Twilio-Signature with the twilio library, for either signing scheme."""
-
-    def __init__(self, auth_token: str, shared_key: str = "") -> None:
-        self._account = RequestValidator(auth_token)
-        # A Webhook Rule signs with its shared key; without that key nothing validates.
-        self._rule = RequestValidator(shared_key) if shared_key else None
-
-    def valid(self, url: str, form: Mapping[str, str], headers: Mapping[str, str]) -> bool:
-        try:
-            return self._valid(url, form, headers)
-        except UnicodeError:
-            # A body declared in an odd charset can decode to lone surrogates, which no
-            # signature covers (Twilio signs UTF-8): not Twilio's, so refused, not a 500.
-            return False
-        except ValueError:
-            return False  # an algorithm this version of the library does not know
-
-    def _valid(self, url: str, form: Mapping[str, str], headers: Mapping[str, str]) -> bool:
-        signature = headers.get(SIGNATURE_HEADER)
-        if not signature:
-            return False
-        settings = headers.get(SIGNATURE_SETTINGS_HEADER)
-        validator, algorithm = self._account, None
-        if settings:
-            if self._rule is None:
-                return False
-            validator, algorithm = self._rule, get_signature_algorithm(settings)
-        # The URL as it reached us is what Twilio signed in nearly every request: one HMAC.
-        # `validate` computes two (the URL with and without its port) and is asked only
-        # when this one does not match.
-        expected = validator.compute_signature(url, form, algorithm)
-        if hmac.compare_digest(expected.encode(), signature.encode()):
-            return True
-        return bool(validator.validate(url, form, signature, algorithm))

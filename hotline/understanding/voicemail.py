@@ -20,7 +20,7 @@ from hotline.understanding.understander import Understander
 from ivr.events import Recording
 from ivr.flow import voicemail_understood
 
-log = structlog.get_logger("hotline.understanding.voicemail")
+log = structlog.get_logger("hotline.voicemail")
 
 
 class VoicemailReader:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import aiohttp
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.callbacks.dispatcher import Dispatcher
 from hotline.config.live import LiveConfig
@@ -18,8 +20,9 @@ from hotline.store.jobs import JobStore
 from hotline.store.shared import SharedState
 from hotline.store.tickets import TicketStore
 from hotline.twilio.rest import Dialer
+from hotline.twilio.signature import SignatureCheck
 from hotline.twilio.twiml import TwimlDocuments
-from hotline.twilio.webhooks import SignatureCheck
+from hotline.twilio.webhooks import Webhook
 from hotline.understanding.understander import ClassifierCache, Understander
 from hotline.understanding.voicemail import VoicemailReader
 from hotline.web.live_reads import SharedReads
@@ -28,6 +31,7 @@ Clock = Callable[[], datetime]
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", LiveConfig)
+ENGINE = web.AppKey("engine", AsyncEngine)
 STORE = web.AppKey("store", TicketStore)
 # The webhooks' ticket writes: the store, or the local spool while the database is away.
 TICKETS = web.AppKey("tickets", DurableTickets)
@@ -41,6 +45,8 @@ JOBS = web.AppKey("jobs", JobStore)
 DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # set when calls may be placed
 METRICS = web.AppKey("metrics", Metrics)
+# Outbound HTTP of this process (recordings fetched from Twilio).
+HTTP = web.AppKey("http", aiohttp.ClientSession)
 TWIML_DOCUMENTS = web.AppKey("twiml_documents", TwimlDocuments)
 VOICEMAILS = web.AppKey("voicemails", VoicemailReader)
 # Rate-limit counters and the live view's change notices: Redis, or this process alone.
@@ -50,3 +56,5 @@ LIVE_READS = web.AppKey("live_reads", SharedReads)
 # Set by a webhook that changed nothing the live view shows (a move between menus, a
 # hold-music loop): no announcement to the live streams then.
 UNCHANGED = web.RequestKey("unchanged", bool)
+# The webhook of a /twilio request, signed and parsed (hotline.web.voice.app.guard).
+WEBHOOK = web.RequestKey("webhook", Webhook)

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from hotline.store.shared import Window, digest
 from hotline.twilio.webhooks import Webhook
-from hotline.web.api.handlers import CALLER, error
+from hotline.web.api.access import CALLER
+from hotline.web.api.errors import error
 from hotline.web.keys import CLOCK, SETTINGS, SHARED
 
 log = structlog.get_logger("hotline.limits")
@@ -29,12 +30,12 @@ WITHHELD = frozenset({"+266696687", "+7378742833", "+2562533", "+86282452253", "
 async def caller_over_limit(request: web.Request, webhook: Webhook) -> bool:
     """Whether this new call is one too many from its number in the current minute. A
     retried webhook of a call already counted keeps that call's first answer."""
-    limit = request.app[SETTINGS].calls_per_caller_per_min
+    limit = request.config_dict[SETTINGS].calls_per_caller_per_min
     number = webhook.caller
     if limit <= 0 or webhook.call_sid is None or not countable(number):
         return False
-    window = Window.of(request.app[CLOCK](), WINDOW_S)
-    rank = await request.app[SHARED].call_rank(digest(number), webhook.call_sid, window)
+    window = Window.of(request.config_dict[CLOCK](), WINDOW_S)
+    rank = await request.config_dict[SHARED].call_rank(digest(number), webhook.call_sid, window)
     if rank <= limit:
         return False
     log.warning(
@@ -50,12 +51,12 @@ def countable(number: str) -> bool:
 @web.middleware
 async def api_rate_limit(request: web.Request, handler: Any) -> web.StreamResponse:
     """Per bearer token, after it was accepted (`require_token` runs first)."""
-    limit = request.app[SETTINGS].api_requests_per_token_per_min
-    if limit > 0 and request.path.startswith("/api/") and CALLER in request:
+    limit = request.config_dict[SETTINGS].api_requests_per_token_per_min
+    if limit > 0 and CALLER in request:
         token = request.headers.get("Authorization", "").partition(" ")[2]
-        now = request.app[CLOCK]()
+        now = request.config_dict[CLOCK]()
         window = Window.of(now, WINDOW_S)
-        used = await request.app[SHARED].count(f"api:{digest(token)}", window)
+        used = await request.config_dict[SHARED].count(f"api:{digest(token)}", window)
         if used > limit:
             retry_after = window.remaining_s(now)
             log.warning("api_rate_limited", actor=request[CALLER].actor, path=request.path)

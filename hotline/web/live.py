@@ -57,14 +57,14 @@ async def events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    changes = request.app[SHARED].changes
-    poll_s = request.app[SETTINGS].live_poll_s
+    changes = request.config_dict[SHARED].changes
+    poll_s = request.config_dict[SETTINGS].live_poll_s
     loop = asyncio.get_running_loop()
     last = ""
     written = loop.time()
     while True:
         woken = changes.token()
-        current = await request.app[LIVE_READS].snapshot(woken, lambda: snapshot(request))
+        current = await request.config_dict[LIVE_READS].snapshot(woken, lambda: snapshot(request))
         read = loop.time()
         body = json.dumps({k: v for k, v in current.items() if k != "at"}, sort_keys=True)
         try:
@@ -90,21 +90,17 @@ async def announce_changes(request: web.Request, handler: Any) -> web.StreamResp
     """Every webhook and every API change may change what the live view shows: tell the
     live streams of every process once it is stored."""
     response: web.StreamResponse = await handler(request)
-    if (
-        request.method != "GET"
-        and request.path.startswith(("/twilio/", "/api/"))
-        and not request.get(UNCHANGED, False)
-    ):
-        await request.app[SHARED].announce()
+    if request.method != "GET" and not request.get(UNCHANGED, False):
+        await request.config_dict[SHARED].announce()
     return response
 
 
 async def snapshot(request: web.Request) -> dict[str, Any]:
-    config = request.app[CONFIG].current
+    config = request.config_dict[CONFIG].current
     plan = config.plan
-    now = request.app[CLOCK]()
-    waiting = await request.app[AGENTS].waiting_now(now)
-    states = await request.app[AGENTS].states()
+    now = request.config_dict[CLOCK]()
+    waiting = await request.config_dict[AGENTS].waiting_now(now)
+    states = await request.config_dict[AGENTS].states()
     desks: dict[str, dict[str, Any]] = {
         desk_id: {
             "id": desk_id,
@@ -143,7 +139,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
         )
     zone = plan.hours.zone
     day_start = datetime.combine(now.astimezone(zone).date(), time(0, 0), tzinfo=zone)
-    stays = await request.app[AGENTS].stays_since(day_start)
+    stays = await request.config_dict[AGENTS].stays_since(day_start)
     for desk_id, figures in desk_metrics(stays, config.staffing.service_level_s).items():
         if desk_id in desks:
             desks[desk_id]["today"] = asdict(figures)
@@ -157,7 +153,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
 
 
 async def _calls_per_hour(request: web.Request, now: datetime) -> list[int]:
-    zone = request.app[CONFIG].current.plan.hours.zone
+    zone = request.config_dict[CONFIG].current.plan.hours.zone
     start = datetime.combine(now.astimezone(zone).date(), time(0, 0), tzinfo=zone)
     query = (
         select(tickets.c.created_at)
@@ -165,7 +161,7 @@ async def _calls_per_hour(request: web.Request, now: datetime) -> list[int]:
         .where(tickets.c.created_at < start + timedelta(days=1))
     )
     hours = [0] * 24
-    async with request.app[STORE].reads.connect() as conn:
+    async with request.config_dict[STORE].reads.connect() as conn:
         for (created,) in (await conn.execute(query)).all():
             hours[created.astimezone(zone).hour] += 1
     return hours

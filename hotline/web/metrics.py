@@ -23,6 +23,7 @@ from aiohttp import web
 
 from casework.tickets import TicketStatus
 from hotline.observability.metrics import EXPOSITION_CONTENT_TYPE, Metrics
+from hotline.store.jobs import JobStore
 from hotline.web.keys import JOBS, METRICS, SETTINGS
 from ivr.actions import Action, AgentHook, Gather, Hook, Record, Redirect, TicketChange
 from ivr.events import Described, Event
@@ -30,7 +31,7 @@ from ivr.model import IvrPlan
 from ivr.state import CallState
 from routing.queue_router import QueueExit
 
-log = structlog.get_logger("hotline.observability.metrics")
+log = structlog.get_logger("hotline.metrics")
 
 # The database has this long to count the jobs; a scrape never waits on a dead one longer.
 JOBS_READ_TIMEOUT_S = 2.0
@@ -82,7 +83,7 @@ async def timing(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
     finally:
         method = request.method if request.method in _METHODS else "other"
-        request.app[METRICS].request_done(
+        request.config_dict[METRICS].request_done(
             route_label(request), method, status, time.perf_counter() - started
         )
 
@@ -97,15 +98,14 @@ async def scrape(request: web.Request) -> web.Response:
             content_type="application/json",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    metrics = request.app[METRICS]
-    await _read_jobs(request.app, metrics)
+    metrics = request.config_dict[METRICS]
+    await _read_jobs(request.config_dict.get(JOBS), metrics)
     return web.Response(
         body=metrics.exposition(), headers={"Content-Type": EXPOSITION_CONTENT_TYPE}
     )
 
 
-async def _read_jobs(app: web.Application, metrics: Metrics) -> None:
-    jobs = app.get(JOBS)
+async def _read_jobs(jobs: JobStore | None, metrics: Metrics) -> None:
     if jobs is None:
         return
     try:
@@ -120,7 +120,7 @@ async def _read_jobs(app: web.Application, metrics: Metrics) -> None:
 
 def _may_scrape(request: web.Request) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    admin = request.app[SETTINGS].admin_token
+    admin = request.config_dict[SETTINGS].admin_token
     if admin and scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), admin.encode()):
         return True
     if any(name in request.headers for name in _FORWARDING):

@@ -9,4 +9,6 @@ from routing.acd import Agent
 
 
 async def directory(request: web.Request) -> dict[str, Agent]:
-    return await request.app[AGENTS].directory(request.app[CONFIG].current.staffing.agents)
+    return await request.config_dict[AGENTS].directory(
+        request.config_dict[CONFIG].current.staffing.agents
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import pickle
+import re
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -96,3 +97,43 @@ def test_a_step_mutates_nothing_it_is_given(shipped: LoadedConfig) -> None:
         heard.extend(type(a).__name__ for a in actions)
         state = next_state
     assert "Gather" in heard and "TicketChange" in heard  # menus heard, the ticket changed
+
+
+# Twilio's parameter and header names: known to hotline/twilio/ (the edge) and to the
+# virtual carrier (which plays Twilio), and to no other module of the service.
+TWILIO_NAMES = re.compile(
+    r"\b(CallSid|AccountSid|ParentCallSid|Digits|SpeechResult|RecordingUrl|RecordingSid|"
+    r"RecordingDuration|RecordingStatus|CallStatus|CallDuration|DialCallStatus|"
+    r"DialCallSid|AnsweredBy|QueueResult|QueueTime|QueueSid|QueuePosition|AvgQueueTime|"
+    r"CurrentQueueSize|MessageSid|ForwardedFrom|CallerName|"
+    r"X-Twilio-Signature|I-Twilio-Idempotency-Token|X-Twilio-Webhooks-Signature-Settings)\b"
+)
+# Plain words that are Twilio's parameters only when a string is exactly them.
+TWILIO_WORDS = {"From", "To", "Caller", "Called", "Direction"}
+EDGE = ("hotline/twilio/", "hotline/carrier/")
+
+
+def service_modules() -> list[Path]:
+    packages = [*CORE, "speech", "hotline"]
+    found = (p for pkg in packages for p in (ROOT / pkg).rglob("*.py"))
+    return sorted(p for p in found if not str(p.relative_to(ROOT)).startswith(EDGE))
+
+
+def twilio_names_in(source: str) -> set[str]:
+    named = set(TWILIO_NAMES.findall(source))
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and node.value in TWILIO_WORDS:
+            named.add(str(node.value))
+    return named
+
+
+@pytest.mark.parametrize("path", service_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_edge_names_twilio(path: Path) -> None:
+    named = twilio_names_in(path.read_text(encoding="utf-8"))
+    assert not named, f"{path.relative_to(ROOT)} names Twilio's {sorted(named)}: use the edge"
+
+
+def test_the_edge_check_sees_a_twilio_name() -> None:
+    source = 'sid = form.get("CallSid")\nwho = form["From"]\nheader = "X-Twilio-Signature"\n'
+    assert twilio_names_in(source) == {"CallSid", "From", "X-Twilio-Signature"}
+    assert twilio_names_in('"""Calls from a number to a desk."""\n') == set()

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 
-from hotline.twilio.webhooks import SignatureCheck
+from hotline.twilio.signature import SignatureCheck
 
 TOKEN = "auth-token-for-these-tests"
 FORM = {"CallSid": "CA" + "1" * 32, "From": "+8613800000000", "Digits": "2"}

@@ -67,13 +67,13 @@ def test_callbacks_first_oldest_first_within_the_caps() -> None:
 
 def test_what_an_attempt_settles() -> None:
     policy = CallbackPolicy(attempts=3, retry_after=timedelta(minutes=30))
-    assert attempt_from("completed", "human", "callback", rated=False) is Attempt.REACHED
-    assert attempt_from("completed", "machine_start", "callback", rated=False) is Attempt.MACHINE
-    assert attempt_from("completed", None, "survey", rated=False) is Attempt.UNRATED
-    assert attempt_from("completed", None, "survey", rated=True) is Attempt.REACHED
-    assert attempt_from("no-answer", None, "callback", rated=False) is Attempt.NO_ANSWER
-    assert attempt_from("busy", None, "callback", rated=False) is Attempt.BUSY
-    assert attempt_from("failed", None, "callback", rated=False) is Attempt.FAILED
+    assert attempt_from("completed", False, "callback", rated=False) is Attempt.REACHED
+    assert attempt_from("completed", True, "callback", rated=False) is Attempt.MACHINE
+    assert attempt_from("completed", False, "survey", rated=False) is Attempt.UNRATED
+    assert attempt_from("completed", False, "survey", rated=True) is Attempt.REACHED
+    assert attempt_from("no-answer", False, "callback", rated=False) is Attempt.NO_ANSWER
+    assert attempt_from("busy", False, "callback", rated=False) is Attempt.BUSY
+    assert attempt_from("failed", False, "callback", rated=False) is Attempt.FAILED
     retry = after_attempt(Attempt.BUSY, 1, T0, policy)
     assert (retry.done, retry.retry_at) == (False, T0 + timedelta(minutes=30))
     last = after_attempt(Attempt.NO_ANSWER, 3, T0, policy)
@@ -394,7 +394,7 @@ async def test_several_dispatchers_claim_each_job_exactly_once(db_url: str, ship
             ).scalars()
             live_sids = [s for s in sids if s]
         for sid in live_sids:
-            await store.settle(sid, "completed", "human", now, policy)
+            await store.settle(sid, "completed", False, now, policy)
         await asyncio.gather(*(d.tick() for d in dispatchers))
     assert sorted(placed) == sorted(set(placed)) and len(placed) == 40
     async with engine.connect() as conn:

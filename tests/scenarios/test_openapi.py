@@ -19,6 +19,7 @@ import pytest
 import requests
 import schemathesis
 import yaml
+from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode, checks
@@ -165,8 +166,18 @@ def test_the_document_is_served_without_a_token(served: ServedLine) -> None:
     assert response.json()["openapi"].startswith("3.")
 
 
+def resources(app: web.Application) -> list[web.Resource]:
+    """Every route's resource, the sub-applications' too (their canonical has the prefix)."""
+    found: list[web.Resource] = []
+    for resource in app.router.resources():
+        if isinstance(resource, web.PrefixedSubAppResource):
+            found += resources(resource.get_info()["app"])
+        elif isinstance(resource, web.Resource):
+            found.append(resource)
+    return found
+
+
 def test_every_api_route_is_documented() -> None:
-    from aiohttp import web
 
     from hotline.app import make_app
     from hotline.config import load_config
@@ -185,11 +196,9 @@ def test_every_api_route_is_documented() -> None:
     app = make_app(Settings(), loaded, classifier=trained(loaded.digest, CONFIG_DIR))
     routed = {
         (route.method, resource.canonical)
-        for resource in app.router.resources()
+        for resource in resources(app)
         for route in resource
-        if isinstance(resource, web.Resource)
-        and resource.canonical.startswith("/api/")
-        and route.method != "HEAD"
+        if resource.canonical.startswith("/api/") and route.method != "HEAD"
     }
     assert routed, "no /api/ routes found"
     assert routed - documented == set(), "routes missing from openapi.yaml"

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from hotline.carrier.callers import ScriptedCaller
 from hotline.carrier.carrier import Signing
 from hotline.store.engine import make_engine
+from hotline.web.keys import METRICS
 from hotline.web.voice import calls
 from tests.support.line import Line, running_line
 
@@ -165,7 +166,7 @@ async def test_a_status_callback_whose_handling_fails_answers_empty_twiml(
     line: Line, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A status callback runs no TwiML: its rescue is an empty document, not a desk's queue."""
-    monkeypatch.setattr(calls, "parse_webhook", broken)
+    monkeypatch.setattr(line.app[METRICS], "call_outcome", broken)
     params = {"CallSid": "CA" + "3" * 32, "CallStatus": "completed", "AccountSid": "AC" + "0" * 32}
     response = await line.carrier.post("/twilio/status", params)
     assert response.status == 200

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from casework.actions import ActionForbidden, CaseAction, IllegalAction, InvalidInput
 from hotline.store.casework import TicketNotFound, VersionConflict
-from hotline.web.api.handlers import CALLER, _json, error
+from hotline.web.api.access import CALLER
+from hotline.web.api.errors import error, json_body
 from hotline.web.keys import CASEWORK, CLOCK, CONFIG
 
 
@@ -28,13 +29,13 @@ class ActionInput(BaseModel):
 async def act(request: web.Request) -> web.Response:
     number = request.match_info["number"]
     try:
-        given = ActionInput.model_validate(await _json(request))
+        given = ActionInput.model_validate(await json_body(request))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise error(web.HTTPBadRequest, "invalid-parameter", problems) from None
     if given.text is not None and given.reason is not None:
         raise error(web.HTTPBadRequest, "invalid-parameter", "give text or reason, not both")
-    config = request.app[CONFIG].current
+    config = request.config_dict[CONFIG].current
     if given.department is not None and given.department not in config.departments:
         raise error(
             web.HTTPBadRequest, "invalid-parameter", f"unknown department {given.department!r}"
@@ -42,7 +43,7 @@ async def act(request: web.Request) -> web.Response:
     if given.district is not None and given.district not in config.districts:
         raise error(web.HTTPBadRequest, "invalid-parameter", f"unknown district {given.district!r}")
     try:
-        ticket = await request.app[CASEWORK].act(
+        ticket = await request.config_dict[CASEWORK].act(
             number,
             given.action,
             request[CALLER],
@@ -51,7 +52,7 @@ async def act(request: web.Request) -> web.Response:
             days=given.days,
             district=given.district,
             expected_version=_if_match(request, given.version),
-            at=request.app[CLOCK](),
+            at=request.config_dict[CLOCK](),
         )
     except TicketNotFound:
         raise error(web.HTTPNotFound, "ticket-not-found", f"no ticket {number}") from None

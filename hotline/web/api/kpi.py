@@ -9,17 +9,18 @@ from aiohttp import web
 from casework.kpi import KpiDimension, KpiRow
 from hotline.kpi.report import group_names, names_of
 from hotline.store.kpi import kpi_report
-from hotline.web.api.handlers import _moment, error
+from hotline.web.api.errors import error
+from hotline.web.api.tickets import moment
 from hotline.web.keys import CLOCK, CONFIG, STORE
 
 
 async def get_kpi(request: web.Request) -> web.Response:
     """`?from=YYYY-MM-DD&to=YYYY-MM-DD&by=department|district`: local days, `to` included."""
     q = request.query
-    config = request.app[CONFIG].current
+    config = request.config_dict[CONFIG].current
     zone = config.plan.hours.zone
-    start = _moment(q.get("from"), zone, "from")
-    end = _moment(q.get("to"), zone, "to", end_of_day=True)
+    start = moment(q.get("from"), zone, "from")
+    end = moment(q.get("to"), zone, "to", end_of_day=True)
     if start is None or end is None:
         raise error(web.HTTPBadRequest, "invalid-parameter", "from and to are both required")
     if start >= end:
@@ -30,9 +31,9 @@ async def get_kpi(request: web.Request) -> web.Response:
         raise error(
             web.HTTPBadRequest, "invalid-parameter", "by must be one of: department, district"
         ) from None
-    now = request.app[CLOCK]()
+    now = request.config_dict[CLOCK]()
     names = group_names(config, by)
-    report = await kpi_report(request.app[STORE].engine, start, end, now, by, names)
+    report = await kpi_report(request.config_dict[STORE].engine, start, end, now, by, names)
     return web.json_response(
         {
             "period": {

@@ -7,7 +7,8 @@ from importlib import resources
 import yaml
 from aiohttp import web
 
-PATH = "/api/openapi.json"
+SUBPATH = "/openapi.json"
+PATH = "/api" + SUBPATH
 
 
 def document() -> object:

@@ -13,9 +13,10 @@ from aiohttp import web
 
 from hotline.auth.pins import verify_pin
 from hotline.store.tickets import CallRef
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE
+from hotline.twilio.twiml import empty_twiml
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE, WEBHOOK
 from hotline.web.staff import directory
-from hotline.web.voice.calls import FORM, empty_twiml, twiml_response
+from hotline.web.voice.calls import twiml_response
 from ivr.actions import Action, AgentHook, TicketChange
 from ivr.agent import (
     AgentAction,
@@ -55,15 +56,14 @@ async def agent_hook(request: web.Request) -> web.Response:
 
 async def agent_status(request: web.Request) -> web.Response:
     """The agent number's status callback: the agent hung up, so the agent is offline."""
-    form = request[FORM]
-    call_sid = form.get("CallSid", "")
-    agents = request.app[AGENTS]
+    call_sid = request[WEBHOOK].call_sid
+    agents = request.config_dict[AGENTS]
     for status in (await agents.states()).values():
-        if status.call_sid == call_sid and status.state is not AgentState.OFFLINE:
+        if call_sid and status.call_sid == call_sid and status.state is not AgentState.OFFLINE:
             await agents.set_state(
                 status.agent_id,
                 AgentState.OFFLINE,
-                request.app[CLOCK](),
+                request.config_dict[CLOCK](),
                 "hung up",
                 call_sid=call_sid,
             )
@@ -73,7 +73,7 @@ async def agent_status(request: web.Request) -> web.Response:
 
 def rescue_response(request: web.Request) -> web.Response:
     """Safe TwiML for an agent's webhook whose handling failed (see `agent_rescue`)."""
-    config = request.app[CONFIG].current
+    config = request.config_dict[CONFIG].current
     try:
         hook: AgentHook | None = AgentHook(request.path.rsplit("/", 1)[-1])
     except ValueError:
@@ -85,14 +85,14 @@ def rescue_response(request: web.Request) -> web.Response:
 
 
 def _state(request: web.Request) -> AgentCallState:
-    plan = request.app[CONFIG].current.plan
+    plan = request.config_dict[CONFIG].current.plan
     return AgentCallState.from_params(request.query, lang=plan.default_language)
 
 
 async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
-    form = request[FORM]
+    webhook = request[WEBHOOK]
     state = _state(request)
-    digits = (form.get("Digits") or "").strip()
+    digits = webhook.digits or ""
     match hook:
         case AgentHook.ID:
             return AgentIdEntered(digits)
@@ -103,9 +103,9 @@ async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
                 return LogOut()
             return NextCaller(await _claim(request, state))
         case AgentHook.GREET:
-            return Connected(form.get("CallSid", ""))
+            return Connected(webhook.call_sid or "")
         case AgentHook.AFTER:
-            return DialEnded((form.get("DialCallStatus") or "failed").strip().lower())
+            return DialEnded(webhook.dial_status or "failed")
         case AgentHook.WRAP:
             return OutcomeKeyed(digits)
 
@@ -123,7 +123,7 @@ async def _claim(request: web.Request, state: AgentCallState) -> CallerForAgent 
     agent = (await directory(request)).get(state.agent or "")
     if agent is None:
         return None
-    claimed = await request.app[AGENTS].claim_next(agent, request.app[CLOCK]())
+    claimed = await request.config_dict[AGENTS].claim_next(agent, request.config_dict[CLOCK]())
     if claimed is None:
         return None
     return CallerForAgent(
@@ -132,7 +132,7 @@ async def _claim(request: web.Request, state: AgentCallState) -> CallerForAgent 
 
 
 async def _answer(request: web.Request, event: AgentEvent, route: str) -> web.Response:
-    config = request.app[CONFIG].current
+    config = request.config_dict[CONFIG].current
     staffing = config.staffing
     state = _state(request)
     _, actions = agent_step(
@@ -143,7 +143,7 @@ async def _answer(request: web.Request, event: AgentEvent, route: str) -> web.Re
         wrap_up_s=staffing.wrap_up_s,
     )
     await _apply(request, state, actions)
-    log.info("webhook", route=route, call_sid=request[FORM].get("CallSid"), agent=state.agent)
+    log.info("webhook", route=route, call_sid=request[WEBHOOK].call_sid, agent=state.agent)
     verbs: list[Action] = [a for a in actions if not isinstance(a, AgentChange | CallerTicket)]
     return twiml_response(request, config.plan, verbs)
 
@@ -151,24 +151,24 @@ async def _answer(request: web.Request, event: AgentEvent, route: str) -> web.Re
 async def _apply(
     request: web.Request, state: AgentCallState, actions: Sequence[AgentAction]
 ) -> None:
-    now = request.app[CLOCK]()
-    own_call = request[FORM].get("CallSid")
+    now = request.config_dict[CLOCK]()
+    own_call = request[WEBHOOK].call_sid
     for action in actions:
         match action:
             case AgentChange(state=new_state, note=note, caller=caller) if state.agent:
-                await request.app[AGENTS].set_state(
+                await request.config_dict[AGENTS].set_state(
                     state.agent, new_state, now, note, call_sid=own_call, caller_sid=caller
                 )
                 if new_state in (AgentState.READY, AgentState.OFFLINE):
-                    await request.app[AGENTS].release(state.agent)
+                    await request.config_dict[AGENTS].release(state.agent)
             case CallerTicket(call_sid=caller_sid, change=change) if caller_sid:
                 await _caller_ticket(request, caller_sid, change)
 
 
 async def _caller_ticket(request: web.Request, caller_sid: str, change: TicketChange) -> None:
     try:
-        await request.app[STORE].apply(
-            CallRef(caller_sid, "unknown", "unknown"), [change], request.app[CLOCK]()
+        await request.config_dict[STORE].apply(
+            CallRef(caller_sid, "unknown", "unknown"), [change], request.config_dict[CLOCK]()
         )
     except Exception:
         log.exception("ticket_write_failed", call_sid=caller_sid, changes=[change.note])

@@ -14,12 +14,12 @@ from dataclasses import replace
 
 import structlog
 from aiohttp import web
-from multidict import MultiDict
 
 from casework.tickets import RecordingKind
 from hotline.store.durable import operation_key
 from hotline.store.tickets import CallRef
-from hotline.twilio.webhooks import TERMINAL_CALL_STATUSES, Webhook, parse_webhook
+from hotline.twilio.twiml import empty_twiml, twiml
+from hotline.twilio.webhooks import TERMINAL_CALL_STATUSES, Webhook
 from hotline.web.keys import (
     AGENTS,
     CLOCK,
@@ -31,6 +31,7 @@ from hotline.web.keys import (
     UNCHANGED,
     UNDERSTANDER,
     VOICEMAILS,
+    WEBHOOK,
 )
 from hotline.web.limits import caller_over_limit
 from hotline.web.metrics import count_flow
@@ -58,15 +59,11 @@ from routing.queue_router import QueueExit
 
 log = structlog.get_logger("hotline.calls")
 
-FORM = web.RequestKey("twilio_form", MultiDict[str])
-IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
-TWIML = "text/xml"
-
 
 async def voice(request: web.Request) -> web.Response:
     """The number's Voice URL: a new call."""
-    plan = request.app[CONFIG].current.plan
-    hook = _form(request)
+    plan = request.config_dict[CONFIG].current.plan
+    hook = request[WEBHOOK]
     if await caller_over_limit(request, hook):
         # Refused, but not lost: the call still has its ticket (this log line says why).
         ticket = await _record(request, hook, [], opening=True)
@@ -78,11 +75,11 @@ async def voice(request: web.Request) -> web.Response:
             ticket=ticket,
             outcome="refused:rate-limited",
         )
-        request.app[METRICS].call_outcome("voice", "refused:rate-limited")
+        request.config_dict[METRICS].call_outcome("voice", "refused:rate-limited")
         return twiml_response(request, plan, refused(plan))
-    now = request.app[CLOCK]()
+    now = request.config_dict[CLOCK]()
     # The call keeps this config to its end, even if a reload comes in the meantime.
-    started = replace(initial_state(plan), config=request.app[CONFIG].current.digest)
+    started = replace(initial_state(plan), config=request.config_dict[CONFIG].current.digest)
     return await _answer(request, plan, hook, started, CallStarted(at=now), "voice")
 
 
@@ -92,8 +89,8 @@ async def flow_hook(request: web.Request) -> web.Response:
         hook_name = Hook(request.match_info["hook"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    live = request.app[CONFIG]
-    webhook = _form(request)
+    live = request.config_dict[CONFIG]
+    webhook = request[WEBHOOK]
     state = CallState.from_params(
         request.query, lang=live.current.plan.default_language, node=live.current.plan.root
     )
@@ -103,23 +100,23 @@ async def flow_hook(request: web.Request) -> web.Response:
     if isinstance(event, Recorded) and state.desk is None and webhook.call_sid:
         # No desk was chosen (after hours): the message's words may name one.
         call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
-        request.app[VOICEMAILS].read_later(call, event.recording, state.lang)
+        request.config_dict[VOICEMAILS].read_later(call, event.recording, state.lang)
     return response
 
 
 async def status(request: web.Request) -> web.Response:
     """The status callback: the call is over; its ticket gets the duration."""
-    webhook = _form(request)
+    webhook = request[WEBHOOK]
     outcome = "ignored"
     if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
         call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
         try:
-            await request.app[TICKETS].end_call(
+            await request.config_dict[TICKETS].end_call(
                 call,
                 webhook.call_status,
                 webhook.call_duration_s,
-                request.app[CLOCK](),
-                key=_operation_key(request, webhook.call_sid),
+                request.config_dict[CLOCK](),
+                key=_operation_key(webhook),
             )
             outcome = "call-ended"
         except Exception:
@@ -132,7 +129,7 @@ async def status(request: web.Request) -> web.Response:
         call_status=webhook.call_status,
         outcome=outcome,
     )
-    request.app[METRICS].call_outcome("status", outcome)
+    request.config_dict[METRICS].call_outcome("status", outcome)
     request[UNCHANGED] = outcome == "ignored"
     return empty_twiml()
 
@@ -152,8 +149,8 @@ async def _event(
         case Hook.DESCRIBED:
             if webhook.recording is None:
                 return RecordingMissing(RecordingKind.DESCRIPTION)
-            understanding = await request.app[UNDERSTANDER].understand(
-                webhook.recording, state.lang, request.app[CONFIG].current, webhook.call_sid
+            understanding = await request.config_dict[UNDERSTANDER].understand(
+                webhook.recording, state.lang, request.config_dict[CONFIG].current, webhook.call_sid
             )
             return Described(webhook.recording, understanding)
         case Hook.CONFIRM:
@@ -176,7 +173,7 @@ async def _event(
         case Hook.QUEUE_KEY:
             return QueueKeyPressed(webhook.digits or "")
         case Hook.QUEUE_DONE:
-            result = webhook.queue_result or QueueExit.ERROR
+            result = webhook.queue_exit or QueueExit.ERROR
             wants = result is QueueExit.LEAVE and await _wants_voicemail(request, webhook)
             return QueueLeft(result, wants_voicemail=wants)
 
@@ -184,8 +181,10 @@ async def _event(
 async def _waiting(request: web.Request, plan: IvrPlan, state: CallState) -> dict[str, int]:
     queues = plan.router.chain(state.desk or plan.general_desk)
     try:
-        tickets = request.app[TICKETS]
-        return await tickets.budget.read(request.app[STORE].waiting(queues, request.app[CLOCK]()))
+        tickets = request.config_dict[TICKETS]
+        return await tickets.budget.read(
+            request.config_dict[STORE].waiting(queues, request.config_dict[CLOCK]())
+        )
     except Exception:
         # Without counts the caller still joins the desk's own queue.
         log.exception("queue_counts_failed", queues=queues)
@@ -197,22 +196,24 @@ async def _agents_ready(request: web.Request, state: CallState) -> int | None:
     if desk is None:
         return None
     try:
-        return await request.app[TICKETS].budget.read(_ready_count(request, desk))
+        return await request.config_dict[TICKETS].budget.read(_ready_count(request, desk))
     except Exception:
         log.exception("agent_states_failed", desk=desk)
         return None  # unknown: no overflow by time on a guess
 
 
 async def _ready_count(request: web.Request, desk: str) -> int:
-    return await request.app[AGENTS].ready_count(desk, await directory(request))
+    return await request.config_dict[AGENTS].ready_count(desk, await directory(request))
 
 
 async def _wants_voicemail(request: web.Request, webhook: Webhook) -> bool:
-    tickets = request.app[TICKETS]
+    tickets = request.config_dict[TICKETS]
     if not webhook.call_sid or tickets.spool.holds(webhook.call_sid):
         return True  # the database's answer would be older than the spooled writes
     try:
-        return await tickets.budget.read(request.app[STORE].wants_voicemail(webhook.call_sid))
+        return await tickets.budget.read(
+            request.config_dict[STORE].wants_voicemail(webhook.call_sid)
+        )
     except Exception:
         log.exception("ticket_read_failed", call_sid=webhook.call_sid)
         return True  # the only <Leave> we give is the caller's own request
@@ -231,7 +232,7 @@ async def _answer(
         _, actions = step(plan, state, event)
     except Exception:
         log.exception("flow_failed", route=route, call_sid=webhook.call_sid)
-        _, actions = rescue(plan, state, _hook(route), webhook.queue_result)
+        _, actions = rescue(plan, state, _hook(route), webhook.queue_exit)
     changes = [a for a in actions if isinstance(a, TicketChange)]
     opening = route == "voice"
     # A step that changes nothing on the ticket (moving between menus): no write, no key.
@@ -248,16 +249,16 @@ async def _answer(
         outcome=outcome,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
-    count_flow(request.app[METRICS], plan, route, state, event, actions, outcome)
+    count_flow(request.config_dict[METRICS], plan, route, state, event, actions, outcome)
     return response
 
 
 def rescue_response(request: web.Request) -> web.Response:
     """Safe TwiML for a request whose handling failed: the general desk, or keep holding."""
-    plan = request.app[CONFIG].current.plan
+    plan = request.config_dict[CONFIG].current.plan
     state = CallState.from_params(request.query, lang=plan.default_language, node=plan.root)
-    webhook = _form(request) if FORM in request else None
-    result = webhook.queue_result if webhook else None
+    webhook = request.get(WEBHOOK)
+    result = webhook.queue_exit if webhook else None
     _, actions = rescue(plan, state, _hook(request.path.rsplit("/", 1)[-1]), result)
     return twiml_response(request, plan, actions)
 
@@ -269,17 +270,9 @@ def _hook(name: str) -> Hook | None:
         return None
 
 
-def empty_twiml() -> web.Response:
-    """The answer to a callback that needs no TwiML (a status callback, say)."""
-    return web.Response(
-        text='<?xml version="1.0" encoding="UTF-8"?><Response />', content_type=TWIML
-    )
-
-
 def twiml_response(request: web.Request, plan: IvrPlan, actions: Sequence[Action]) -> web.Response:
     verbs = [a for a in actions if not isinstance(a, TicketChange)]
-    body = request.app[TWIML_DOCUMENTS].render(plan.languages, verbs)
-    return web.Response(text=body, content_type=TWIML)
+    return twiml(request.config_dict[TWIML_DOCUMENTS].render(plan.languages, verbs))
 
 
 async def _record(
@@ -289,12 +282,12 @@ async def _record(
         log.warning("webhook_without_call_sid", changes=[c.note for c in changes])
         return None
     call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
-    now = request.app[CLOCK]()
+    now = request.config_dict[CLOCK]()
     try:
         # Into the database, or (when it is away or slow) the local spool: either way the
         # caller is routed now, and the ticket is written exactly once.
-        return await request.app[TICKETS].record(
-            call, changes, now, key=_operation_key(request, webhook.call_sid), opening=opening
+        return await request.config_dict[TICKETS].record(
+            call, changes, now, key=_operation_key(webhook), opening=opening
         )
     except Exception:
         log.exception(
@@ -303,10 +296,9 @@ async def _record(
         return None
 
 
-def _operation_key(request: web.Request, call_sid: str) -> str:
-    """Twilio sends a retried webhook with the same idempotency token: the same key."""
-    token = request.headers.get(IDEMPOTENCY_HEADER) or uuid.uuid4().hex
-    return operation_key(call_sid, token)
+def _operation_key(webhook: Webhook) -> str:
+    """A retried webhook carries the same token: the same key, so it is written once."""
+    return operation_key(webhook.call_sid or "", webhook.retry_token or uuid.uuid4().hex)
 
 
 def _outcome(actions: Sequence[Action]) -> str:
@@ -319,8 +311,3 @@ def _outcome(actions: Sequence[Action]) -> str:
             case Hangup():
                 return "hangup"
     return type(actions[-1]).__name__.lower() if actions else "empty"
-
-
-def _form(request: web.Request) -> Webhook:
-    form: MultiDict[str] = request[FORM]
-    return parse_webhook(form)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import structlog
 from aiohttp import web
-from multidict import MultiDict
 
 from casework.actions import Caller, CaseAction, IllegalAction
 from casework.tickets import Satisfaction
 from hotline.store.casework import TicketNotFound
-from hotline.twilio.webhooks import TERMINAL_CALL_STATUSES, parse_webhook
-from hotline.web.keys import CASEWORK, CLOCK, CONFIG, JOBS
-from hotline.web.voice.calls import FORM, empty_twiml, twiml_response
+from hotline.twilio.twiml import empty_twiml
+from hotline.twilio.webhooks import TERMINAL_CALL_STATUSES
+from hotline.web.keys import CASEWORK, CLOCK, CONFIG, JOBS, WEBHOOK
+from hotline.web.voice.calls import twiml_response
 from ivr.actions import Hangup, Verb
 from ivr.outbound import (
     Answered,
@@ -36,28 +36,25 @@ SURVEY = Caller.system("survey")
 
 async def answered(request: web.Request) -> web.Response:
     """The placed call's url: a person (or a machine) answered."""
-    form = _form(request)
-    by = form.get("AnsweredBy", "")
-    machine = by.startswith("machine") or by == "fax"
+    machine = request[WEBHOOK].by_machine
     return await _step(request, Answered(machine=machine), answered=True)
 
 
 async def key(request: web.Request) -> web.Response:
-    digits = parse_webhook(_form(request)).digits
+    digits = request[WEBHOOK].digits
     return await _step(request, Keyed(digits) if digits else Silent())
 
 
 async def ended(request: web.Request) -> web.Response:
     """The placed call's status callback: settle the attempt (once, however often it comes)."""
-    form = _form(request)
-    webhook = parse_webhook(form)
+    webhook = request[WEBHOOK]
     if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
-        policy = request.app[CONFIG].current.callbacks
-        settled = await request.app[JOBS].settle(
+        policy = request.config_dict[CONFIG].current.callbacks
+        settled = await request.config_dict[JOBS].settle(
             webhook.call_sid,
             webhook.call_status,
-            form.get("AnsweredBy") or None,
-            request.app[CLOCK](),
+            webhook.by_machine,
+            request.config_dict[CLOCK](),
             policy,
         )
         if settled is not None:
@@ -75,16 +72,16 @@ async def ended(request: web.Request) -> web.Response:
 async def _step(
     request: web.Request, event: OutboundEvent, *, answered: bool = False
 ) -> web.Response:
-    plan = request.app[CONFIG].current.plan
-    jobs = request.app[JOBS]
+    plan = request.config_dict[CONFIG].current.plan
+    jobs = request.config_dict[JOBS]
     state = OutboundState.from_params(request.query, lang=plan.default_language)
-    call_sid = parse_webhook(_form(request)).call_sid
+    call_sid = request[WEBHOOK].call_sid
     found = await jobs.facts(state.job) if state is not None else None
     if state is None or found is None or call_sid is None:
         log.warning("outbound_unknown_job", query=dict(request.query), call_sid=call_sid)
         return twiml_response(request, plan, [Hangup()])
     owed, lang, job_call = found
-    now = request.app[CLOCK]()
+    now = request.config_dict[CLOCK]()
     if job_call is None and answered:
         await jobs.placed(state.job, call_sid, now)  # answered before the API call returned
     elif job_call != call_sid:
@@ -102,12 +99,12 @@ async def _step(
 async def _record(
     request: web.Request, job: int, call_sid: str, ticket: str, action: OutboundAction
 ) -> None:
-    now = request.app[CLOCK]()
+    now = request.config_dict[CLOCK]()
     match action:
         case Heard():
-            await request.app[JOBS].note(job, call_sid, "heard", now)
+            await request.config_dict[JOBS].note(job, call_sid, "heard", now)
         case Rated(rating=rating):
-            number = await request.app[JOBS].rate(job, call_sid, rating.value, now)
+            number = await request.config_dict[JOBS].rate(job, call_sid, rating.value, now)
             log.info("survey_rated", ticket=number, rating=rating.value)
             if number is not None and rating is Satisfaction.DISSATISFIED:
                 await _reopen(request, number)
@@ -116,18 +113,13 @@ async def _record(
 async def _reopen(request: web.Request, number: str) -> None:
     """The hotline's rule: a dissatisfied enterprise's matter goes back to the department."""
     try:
-        await request.app[CASEWORK].act(
+        await request.config_dict[CASEWORK].act(
             number,
             CaseAction.REOPEN,
             SURVEY,
             text="dissatisfied with the handling (satisfaction survey)",
-            at=request.app[CLOCK](),
+            at=request.config_dict[CLOCK](),
         )
     except (IllegalAction, TicketNotFound) as exc:
         # Reopened already (a retried webhook), or closed in a way that cannot reopen.
         log.info("survey_reopen_skipped", ticket=number, reason=str(exc))
-
-
-def _form(request: web.Request) -> MultiDict[str]:
-    form: MultiDict[str] = request[FORM]
-    return form
