@@ -28,7 +28,7 @@ from hotline.observability.metrics import Metrics
 from hotline.settings import Settings
 from hotline.store.agents import AgentStore
 from hotline.store.casework import CaseStore
-from hotline.store.durable import DurableTickets, unreachable
+from hotline.store.durable import TicketWrites, unreachable
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobStore
 from hotline.store.shared import open_shared
@@ -50,7 +50,6 @@ from hotline.web.keys import (
     CONFIG,
     DIALER,
     DISPATCHER,
-    ENGINE,
     HTTP,
     JOBS,
     LIVE_READS,
@@ -74,6 +73,8 @@ from speech.service import SpeechService
 
 log = structlog.get_logger("hotline.web")
 STOP_WAIT_S = 5.0
+# The database engine, the factory's own: handlers reach the database through the stores.
+ENGINE = web.AppKey("engine", AsyncEngine)
 
 
 def utc_now() -> datetime:
@@ -158,12 +159,14 @@ async def _tickets(app: web.Application) -> AsyncIterator[None]:
     away; the spool replayed in the background, the schema upgraded when it answers."""
     settings = app[SETTINGS]
     migrated = await _upgrade_or_later(app[ENGINE])
-    app[TICKETS] = tickets = DurableTickets.open(
+    app[TICKETS] = tickets = TicketWrites.open(
         app[STORE],
         settings.spool_path,
         app[CLOCK],
         write_s=settings.ticket_write_budget_s,
         read_s=settings.database_read_budget_s,
+        cases=app[CASEWORK],
+        jobs=app[JOBS],
         ready=migrated,
     )
     app[METRICS].set_spool_depth_source(lambda: float(tickets.spool.depth()))
@@ -226,7 +229,7 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         log.warning("callbacks_off", reason=f"not set: {', '.join(missing)}; jobs wait")
     else:
         app[DISPATCHER] = dispatcher = Dispatcher(
-            app[JOBS],
+            app[TICKETS],
             dialer,
             app[CONFIG],
             app[CLOCK],
@@ -268,7 +271,7 @@ async def _warn_due(app: web.Application, every_s: float) -> None:
     """Log each ticket once as it comes due within 24 h and once as it goes overdue."""
     while True:
         try:
-            await app[CASEWORK].warn_due(app[CLOCK]())
+            await app[TICKETS].warn_due(app[CLOCK]())
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -295,7 +298,7 @@ async def _upgrade_or_later(engine: AsyncEngine) -> bool:
 
 
 async def _upgrade_when_reachable(
-    engine: AsyncEngine, tickets: DurableTickets, every_s: float
+    engine: AsyncEngine, tickets: TicketWrites, every_s: float
 ) -> None:
     while True:
         await asyncio.sleep(every_s)

@@ -1,6 +1,7 @@
 """The dispatcher: every few seconds, while the line is open, place the calls owed.
 
-Any number of server processes run one each; `JobStore.claim` hands each job to exactly one.
+Any number of server processes run one each; the job store's claim hands each job to exactly
+one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import structlog
 from casework.callbacks import may_dial
 from hotline.config.live import LiveConfig
 from hotline.observability.logs import mask_number
-from hotline.store.jobs import ClaimedCall, JobStore
+from hotline.store.durable import TicketWrites
+from hotline.store.jobs import ClaimedCall
 from hotline.twilio.rest import CallRequest, Dialer, DialError
 from hotline.twilio.urls import placed_call, placed_call_status
 
@@ -24,7 +26,7 @@ log = structlog.get_logger("hotline.callbacks")
 class Dispatcher:
     def __init__(
         self,
-        jobs: JobStore,
+        tickets: TicketWrites,
         dialer: Dialer,
         config: LiveConfig,
         clock: Callable[[], datetime],
@@ -33,7 +35,7 @@ class Dispatcher:
         caller_id: str,
         owner: str,
     ) -> None:
-        self._jobs = jobs
+        self._tickets = tickets
         self._dialer = dialer
         self._config = config
         self._clock = clock
@@ -47,7 +49,7 @@ class Dispatcher:
         loaded = self._config.current
         if not may_dial(loaded.plan.hours, now, loaded.callbacks):
             return 0
-        claimed = await self._jobs.claim(now, loaded.callbacks, self._owner)
+        claimed = await self._tickets.claim_calls(now, loaded.callbacks, self._owner)
         placed = 0
         for call in claimed:
             placed += await self._place(call)
@@ -76,7 +78,9 @@ class Dispatcher:
         try:
             sid = await self._dialer.place(request)
         except DialError as exc:
-            settled = await self._jobs.not_placed(call.job_id, str(exc), self._clock(), policy)
+            settled = await self._tickets.call_not_placed(
+                call.job_id, str(exc), self._clock(), policy
+            )
             log.warning(
                 "outbound_not_placed",
                 job=call.job_id,
@@ -87,7 +91,7 @@ class Dispatcher:
                 state=settled.state.value if settled else None,
             )
             return 0
-        await self._jobs.placed(call.job_id, sid, self._clock())
+        await self._tickets.call_placed(call.job_id, sid, self._clock())
         log.info(
             "outbound_placed",
             job=call.job_id,

@@ -8,17 +8,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from casework.actions import (
-    DONE,
-    DUE_SOON,
     Caller,
     CaseAction,
     DueState,
     InvalidInput,
-    Role,
     check_input,
     next_status,
 )
@@ -27,7 +24,7 @@ from casework.tickets import TicketStatus
 from hotline.store.engine import reads
 from hotline.store.jobs import JobKind, owe_call
 from hotline.store.tables import ticket_history, tickets
-from hotline.store.tickets import ticket_view, write_ticket
+from hotline.store.tickets import due_condition, ticket_view, write_ticket
 
 log = structlog.get_logger("hotline.casework")
 
@@ -50,25 +47,6 @@ class VersionConflict(Exception):
             "it changed since it was read; read it again"
         )
         self.current = current
-
-
-def due_condition(kind: DueState, now: datetime) -> ColumnElement[bool]:
-    """Tickets in `kind` at `now`, as casework.actions.due_state decides it, in SQL."""
-    owing = and_(
-        tickets.c.due_at.is_not(None),
-        tickets.c.responded_at.is_(None),
-        tickets.c.status.not_in([s.value for s in DONE]),
-    )
-    if kind == "overdue":
-        return and_(owing, tickets.c.due_at <= now)
-    return and_(owing, tickets.c.due_at > now, tickets.c.due_at <= now + DUE_SOON)
-
-
-def visible_to(caller: Caller) -> ColumnElement[bool]:
-    """The tickets `caller` may see: a department its own, the centre and the system all."""
-    if caller.role is Role.DEPARTMENT:
-        return tickets.c.department == caller.department
-    return true()
 
 
 class CaseStore:

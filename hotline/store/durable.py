@@ -1,4 +1,6 @@
-"""Ticket writes that never hold up or lose a call.
+"""The one write port of tickets (`TicketWrites`): every change to a ticket goes through it.
+
+The call path's writes never hold up or lose a call.
 
 Each webhook's ticket operation goes to the database within a time budget; when the database
 is unreachable or too slow, it goes to the local spool instead (store/spool.py) and the
@@ -22,6 +24,11 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy import exc as sa_exc
 
+from casework.actions import Caller, CaseAction, DueState, IllegalAction
+from casework.callbacks import CallbackPolicy
+from casework.tickets import Satisfaction
+from hotline.store.casework import CaseStore, TicketNotFound
+from hotline.store.jobs import ClaimedCall, JobStore, Settled
 from hotline.store.spool import OpKind, Spool, SpooledOp
 from hotline.store.tickets import CallRef, TicketStore
 from ivr.actions import TicketChange
@@ -29,6 +36,8 @@ from ivr.actions import TicketChange
 log = structlog.get_logger("hotline.spool")
 
 T = TypeVar("T")
+# Who reopens a ticket when its survey says "dissatisfied".
+SURVEY = Caller.system("survey")
 
 MAX_KEY = 200
 # Keys of applied operations are kept this long: a spool replayed later than this (a dead
@@ -132,8 +141,10 @@ class ReplayResult:
     errors: list[str] = field(default_factory=list)
 
 
-class DurableTickets:
-    """The webhooks' way to the ticket store: the database, or failing that the spool."""
+class TicketWrites:
+    """Every writer's way to the tickets: the webhooks' (the database, or failing that the
+    spool), and the casework's and the placed calls' (in the database now, their answer
+    is awaited)."""
 
     def __init__(
         self,
@@ -142,10 +153,14 @@ class DurableTickets:
         budget: Budget,
         clock: Callable[[], datetime],
         *,
+        cases: CaseStore | None = None,
+        jobs: JobStore | None = None,
         replay_timeout_s: float = 10.0,
         ready: bool = True,
     ) -> None:
         self.store = store
+        self._cases = cases
+        self._jobs = jobs
         self.spool = spool
         self.budget = budget
         self._clock = clock
@@ -164,14 +179,18 @@ class DurableTickets:
         *,
         write_s: float,
         read_s: float,
+        cases: CaseStore | None = None,
+        jobs: JobStore | None = None,
         ready: bool = True,
-    ) -> DurableTickets:
+    ) -> TicketWrites:
         """Ticket writes through the spool file at `spool_path` (left-overs are replayed);
         `ready`: whether the database's schema is known to be up to date."""
         spool = Spool(spool_path)
         if spool.depth():
             log.warning("spool_left_over", path=str(spool_path), depth=spool.depth())
-        return cls(store, spool, Budget(write_s, read_s), clock, ready=ready)
+        return cls(
+            store, spool, Budget(write_s, read_s), clock, cases=cases, jobs=jobs, ready=ready
+        )
 
     async def close(self) -> None:
         await self.budget.close()
@@ -197,6 +216,100 @@ class DurableTickets:
     ) -> None:
         op = SpooledOp(key, OpKind.END, call, at, call_status=call_status, duration_s=duration_s)
         await self._write(op)
+
+    # The writes of people and of the calls the hotline places. Their answer is awaited (a
+    # rule may refuse them), so they go to the database now and are never spooled: while
+    # it is away they fail, and the API answers 503.
+
+    async def set_outcome(self, call: CallRef, change: TicketChange, at: datetime) -> None:
+        """An outcome given outside the call (the ops API), on the ticket of `call`."""
+        await self.store.apply(call, [change], at)
+
+    async def act(
+        self,
+        number: str,
+        action: CaseAction,
+        caller: Caller,
+        *,
+        at: datetime,
+        text: str | None = None,
+        department: str | None = None,
+        days: int | None = None,
+        district: str | None = None,
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        """A department's, the centre's or the system's action on a ticket (see CaseStore)."""
+        return await self._casework().act(
+            number,
+            action,
+            caller,
+            text=text,
+            department=department,
+            days=days,
+            district=district,
+            expected_version=expected_version,
+            at=at,
+        )
+
+    async def warn_due(self, now: datetime) -> list[tuple[DueState, str]]:
+        return await self._casework().warn_due(now)
+
+    async def claim_calls(
+        self, now: datetime, policy: CallbackPolicy, owner: str
+    ) -> list[ClaimedCall]:
+        return await self._placed_calls().claim(now, policy, owner)
+
+    async def call_placed(self, job: int, call_sid: str, at: datetime) -> None:
+        await self._placed_calls().placed(job, call_sid, at)
+
+    async def call_not_placed(
+        self, job: int, error: str, at: datetime, policy: CallbackPolicy
+    ) -> Settled | None:
+        return await self._placed_calls().not_placed(job, error, at, policy)
+
+    async def call_heard(self, job: int, call_sid: str, at: datetime) -> None:
+        await self._placed_calls().note(job, call_sid, "heard", at)
+
+    async def survey_rated(
+        self, job: int, call_sid: str, rating: Satisfaction, at: datetime
+    ) -> str | None:
+        """The enterprise's rating on its ticket; the hotline's rule: a dissatisfied
+        enterprise's matter goes back to the department. The ticket's number, if known."""
+        number = await self._placed_calls().rate(job, call_sid, rating.value, at)
+        if number is not None and rating is Satisfaction.DISSATISFIED:
+            try:
+                await self.act(
+                    number,
+                    CaseAction.REOPEN,
+                    SURVEY,
+                    text="dissatisfied with the handling (satisfaction survey)",
+                    at=at,
+                )
+            except (IllegalAction, TicketNotFound) as exc:
+                # Reopened already (a retried webhook), or closed in a way that cannot reopen.
+                log.info("survey_reopen_skipped", ticket=number, reason=str(exc))
+        return number
+
+    async def placed_call_ended(
+        self,
+        call_sid: str,
+        call_status: str,
+        by_machine: bool,
+        at: datetime,
+        policy: CallbackPolicy,
+    ) -> Settled | None:
+        """A placed call's end settles its job once, however often the news comes."""
+        return await self._placed_calls().settle(call_sid, call_status, by_machine, at, policy)
+
+    def _casework(self) -> CaseStore:
+        if self._cases is None:
+            raise RuntimeError("this port was opened without the casework store")
+        return self._cases
+
+    def _placed_calls(self) -> JobStore:
+        if self._jobs is None:
+            raise RuntimeError("this port was opened without the job store")
+        return self._jobs
 
     async def _write(self, op: SpooledOp) -> str | None:
         if not self.ready:
@@ -299,7 +412,7 @@ async def replay_file(
     """`hotline spool replay`: put a spool file (a dead machine's, say) into the database once;
     the result and the operations still left."""
     spool = Spool(path)
-    durable = DurableTickets(store, spool, Budget(timeout_s, timeout_s), clock)
+    durable = TicketWrites(store, spool, Budget(timeout_s, timeout_s), clock)
     try:
         result = await durable.replay()
         return result, spool.depth()

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Executable, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Executable, Select, and_, bindparam, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from casework.actions import DONE, DUE_SOON, Caller, DueState, Role
 from casework.calendar import WorkCalendar
 from casework.callbacks import diallable, owes_callback
 from casework.deadlines import due_at
@@ -130,8 +131,37 @@ class TicketQuery:
     limit: int = 50
     offset: int = 0
     department: str | None = None
-    # Further conditions, e.g. the due filters of store/casework.py.
-    where: tuple[ColumnElement[bool], ...] = ()
+    viewer: Caller | None = None  # only the tickets this caller may see
+    due: DueState | None = None  # only the tickets overdue, or due within 24 h, at `now`
+    now: datetime | None = None
+
+
+def due_condition(kind: DueState, now: datetime) -> ColumnElement[bool]:
+    """Tickets in `kind` at `now`, as casework.actions.due_state decides it, in SQL."""
+    owing = and_(
+        tickets.c.due_at.is_not(None),
+        tickets.c.responded_at.is_(None),
+        tickets.c.status.not_in([s.value for s in DONE]),
+    )
+    if kind == "overdue":
+        return and_(owing, tickets.c.due_at <= now)
+    return and_(owing, tickets.c.due_at > now, tickets.c.due_at <= now + DUE_SOON)
+
+
+def visible_to(caller: Caller) -> ColumnElement[bool]:
+    """The tickets `caller` may see: a department its own, the centre and the system all."""
+    if caller.role is Role.DEPARTMENT:
+        return tickets.c.department == caller.department
+    return true()
+
+
+def _conditions(query: TicketQuery) -> list[ColumnElement[bool]]:
+    found = []
+    if query.viewer is not None:
+        found.append(visible_to(query.viewer))
+    if query.due is not None and query.now is not None:
+        found.append(due_condition(query.due, query.now))
+    return found
 
 
 class TicketStore:
@@ -214,6 +244,19 @@ class TicketStore:
         """Drop the keys of operations applied before `before`; how many went."""
         return await self._tx.run(_forget_operations, before)
 
+    async def calls_per_hour(self, start: datetime, zone: ZoneInfo) -> list[int]:
+        """New tickets in each local hour of the day that begins at `start`."""
+        query = (
+            select(tickets.c.created_at)
+            .where(tickets.c.created_at >= start)
+            .where(tickets.c.created_at < start + timedelta(days=1))
+        )
+        hours = [0] * 24
+        async with self.reads.connect() as conn:
+            for (created,) in (await conn.execute(query)).all():
+                hours[created.astimezone(zone).hour] += 1
+        return hours
+
     async def wants_voicemail(self, call_sid: str) -> bool:
         return await self._tx.run(_wants_voicemail, call_sid)
 
@@ -241,7 +284,7 @@ class TicketStore:
             base = base.where(tickets.c.created_at < query.created_to)
         if query.department:
             base = base.where(tickets.c.department == query.department)
-        for condition in query.where:
+        for condition in _conditions(query):
             base = base.where(condition)
         limit = max(1, min(query.limit, MAX_PAGE))
         async with self.reads.connect() as conn:

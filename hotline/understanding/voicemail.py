@@ -14,7 +14,7 @@ from datetime import datetime
 import structlog
 
 from hotline.config.live import LiveConfig
-from hotline.store.durable import DurableTickets, operation_key
+from hotline.store.durable import TicketWrites, operation_key
 from hotline.store.tickets import CallRef
 from hotline.understanding.understander import Understander
 from ivr.events import Recording
@@ -27,7 +27,7 @@ class VoicemailReader:
     def __init__(
         self,
         understander: Understander,
-        tickets: DurableTickets,
+        tickets: TicketWrites,
         config: LiveConfig,
         clock: Callable[[], datetime],
     ) -> None:

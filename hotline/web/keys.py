@@ -7,7 +7,6 @@ from datetime import datetime
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hotline.callbacks.dispatcher import Dispatcher
 from hotline.config.live import LiveConfig
@@ -15,7 +14,7 @@ from hotline.observability.metrics import Metrics
 from hotline.settings import Settings
 from hotline.store.agents import AgentStore
 from hotline.store.casework import CaseStore
-from hotline.store.durable import DurableTickets
+from hotline.store.durable import TicketWrites
 from hotline.store.jobs import JobStore
 from hotline.store.shared import SharedState
 from hotline.store.tickets import TicketStore
@@ -31,10 +30,9 @@ Clock = Callable[[], datetime]
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", LiveConfig)
-ENGINE = web.AppKey("engine", AsyncEngine)
 STORE = web.AppKey("store", TicketStore)
 # The webhooks' ticket writes: the store, or the local spool while the database is away.
-TICKETS = web.AppKey("tickets", DurableTickets)
+TICKETS = web.AppKey("tickets", TicketWrites)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SIGNATURES = web.AppKey("signatures", SignatureCheck)
 UNDERSTANDER = web.AppKey("understander", Understander)

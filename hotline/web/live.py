@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
-from hotline.store.tables import tickets
 from hotline.web.keys import (
     AGENTS,
     CLOCK,
@@ -155,13 +153,4 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
 async def _calls_per_hour(request: web.Request, now: datetime) -> list[int]:
     zone = request.config_dict[CONFIG].current.plan.hours.zone
     start = datetime.combine(now.astimezone(zone).date(), time(0, 0), tzinfo=zone)
-    query = (
-        select(tickets.c.created_at)
-        .where(tickets.c.created_at >= start)
-        .where(tickets.c.created_at < start + timedelta(days=1))
-    )
-    hours = [0] * 24
-    async with request.config_dict[STORE].reads.connect() as conn:
-        for (created,) in (await conn.execute(query)).all():
-            hours[created.astimezone(zone).hour] += 1
-    return hours
+    return await request.config_dict[STORE].calls_per_hour(start, zone)

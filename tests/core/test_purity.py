@@ -137,3 +137,55 @@ def test_the_edge_check_sees_a_twilio_name() -> None:
     source = 'sid = form.get("CallSid")\nwho = form["From"]\nheader = "X-Twilio-Signature"\n'
     assert twilio_names_in(source) == {"CallSid", "From", "X-Twilio-Signature"}
     assert twilio_names_in('"""Calls from a number to a desk."""\n') == set()
+
+
+# The one write port (hotline.store.durable.TicketWrites, app key TICKETS): no handler,
+# dispatcher or reader writes a ticket through a store of its own, and no SQL outside the
+# store package.
+STORE_KEYS = {"STORE", "CASEWORK", "JOBS"}
+WRITES = {"apply", "record", "end_call", "act", "warn_due", "settle", "rate", "note"}
+WRITES |= {"placed", "not_placed", "claim"}
+OUTSIDE_STORE = ["hotline/web", "hotline/callbacks", "hotline/understanding", "hotline/app.py"]
+
+
+def adapter_modules() -> list[Path]:
+    found: list[Path] = []
+    for place in OUTSIDE_STORE:
+        path = ROOT / place
+        found += [path] if path.is_file() else sorted(path.rglob("*.py"))
+    return found
+
+
+def writes_past_the_port(source: str) -> list[str]:
+    """`request.config_dict[STORE].apply(...)`-like calls: a store's write method called
+    on the store's own app key, not through the port."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        receiver = node.func.value
+        if (
+            node.func.attr in WRITES
+            and isinstance(receiver, ast.Subscript)
+            and isinstance(receiver.slice, ast.Name)
+            and receiver.slice.id in STORE_KEYS
+        ):
+            found.append(f"{receiver.slice.id}.{node.func.attr} at line {node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("path", adapter_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_tickets_are_written_through_the_port(path: Path) -> None:
+    source = path.read_text(encoding="utf-8")
+    assert not writes_past_the_port(source), f"{path.name}: use the write port (TICKETS)"
+    if "hotline/web" in str(path):
+        sql = imported_packages(source) & {"sqlalchemy"} or {
+            m for m in ("hotline.store.tables", "hotline.store.engine") if m in source
+        }
+        assert not sql, f"{path.name} runs SQL of its own ({sorted(sql)}): ask a store"
+
+
+def test_the_port_check_sees_a_write_past_it() -> None:
+    source = "await request.config_dict[STORE].apply(call, [change], now)\n"
+    assert writes_past_the_port(source) == ["STORE.apply at line 1"]
+    assert writes_past_the_port("await request.config_dict[TICKETS].record(c, [], n)\n") == []

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,9 +29,11 @@ from hotline.callbacks.dispatcher import Dispatcher
 from hotline.carrier.callers import QueueChoice, QueuePlan, Recording, ScriptedCaller
 from hotline.config.live import LiveConfig
 from hotline.observability.logs import mask_number
+from hotline.store.durable import TicketWrites
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobKind, JobStore, owe_call
 from hotline.store.tables import callback_jobs, queue_members, tickets
+from hotline.store.tickets import TicketStore
 from hotline.twilio.rest import TwilioDialer
 from hotline.web.keys import DISPATCHER, JOBS
 from ivr.actions import Gather, Hangup, Hook, Play, Redirect, Say, Target
@@ -320,7 +323,9 @@ class CountingDialer:
         pass
 
 
-async def test_several_dispatchers_claim_each_job_exactly_once(db_url: str, shipped: Any) -> None:
+async def test_several_dispatchers_claim_each_job_exactly_once(
+    db_url: str, shipped: Any, tmp_path: Path
+) -> None:
     engine = make_engine(db_url)
     await upgrade(engine)
     now = MORNING
@@ -360,9 +365,20 @@ async def test_several_dispatchers_claim_each_job_exactly_once(db_url: str, ship
     object.__setattr__(live.current, "callbacks", policy)
     placed: list[int] = []
     engines = [make_engine(db_url) for _ in range(4)]
+    ports = [
+        TicketWrites.open(
+            TicketStore(e, SHANGHAI, "zh"),
+            tmp_path / f"spool-{n}.db",
+            lambda: now,
+            write_s=5,
+            read_s=5,
+            jobs=JobStore(e),
+        )
+        for n, e in enumerate(engines)
+    ]
     dispatchers = [
         Dispatcher(
-            JobStore(e),
+            ports[n],
             CountingDialer(placed),
             live,
             lambda: now,
@@ -400,6 +416,8 @@ async def test_several_dispatchers_claim_each_job_exactly_once(db_url: str, ship
     async with engine.connect() as conn:
         states = (await conn.execute(select(callback_jobs.c.state))).scalars()
         assert set(states) == {"done"}
+    for port in ports:
+        await port.close()
     for e in (*engines, engine):
         await e.dispose()
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from casework.tickets import Channel, RecordingKind, TicketStatus
 from hotline.store.change_codec import decode_change, encode_change
-from hotline.store.durable import Budget, DurableTickets, operation_key, unreachable
+from hotline.store.durable import Budget, TicketWrites, operation_key, unreachable
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.spool import OpKind, Spool, SpoolBusy, SpooledOp
 from hotline.store.tickets import CallRef, TicketQuery, TicketStore
@@ -136,7 +136,7 @@ async def test_a_replayed_operation_that_had_already_landed_is_applied_once(
     engine = make_engine(db_url)
     await upgrade(engine)
     store = TicketStore(engine, SHANGHAI, "zh")
-    durable = DurableTickets(store, Spool(tmp_path / "spool.db"), Budget(5, 5), lambda: AT)
+    durable = TicketWrites(store, Spool(tmp_path / "spool.db"), Budget(5, 5), lambda: AT)
     try:
         described = TicketChange(
             note="description not understood",

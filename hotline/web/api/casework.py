@@ -11,7 +11,7 @@ from casework.actions import ActionForbidden, CaseAction, IllegalAction, Invalid
 from hotline.store.casework import TicketNotFound, VersionConflict
 from hotline.web.api.access import CALLER
 from hotline.web.api.errors import error, json_body
-from hotline.web.keys import CASEWORK, CLOCK, CONFIG
+from hotline.web.keys import CLOCK, CONFIG, TICKETS
 
 
 class ActionInput(BaseModel):
@@ -43,7 +43,7 @@ async def act(request: web.Request) -> web.Response:
     if given.district is not None and given.district not in config.districts:
         raise error(web.HTTPBadRequest, "invalid-parameter", f"unknown district {given.district!r}")
     try:
-        ticket = await request.config_dict[CASEWORK].act(
+        ticket = await request.config_dict[TICKETS].act(
             number,
             given.action,
             request[CALLER],

@@ -8,11 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from casework.actions import DueState
-from hotline.store.casework import due_condition, visible_to
 from hotline.store.tickets import MAX_PAGE, CallRef, TicketQuery
 from hotline.web.api.access import CALLER
 from hotline.web.api.errors import error, json_body
-from hotline.web.keys import CLOCK, CONFIG, STORE
+from hotline.web.keys import CLOCK, CONFIG, STORE, TICKETS
 from ivr.actions import TicketChange
 from routing.acd import Outcome
 
@@ -37,8 +36,9 @@ async def list_tickets(request: web.Request) -> web.Response:
         limit=_int(q.get("limit"), 50, "limit"),
         offset=_int(q.get("offset"), 0, "offset"),
         department=q.get("department") or None,
-        where=(visible_to(request[CALLER]),)
-        + ((due_condition(due, request.config_dict[CLOCK]()),) if due else ()),
+        viewer=request[CALLER],
+        due=due,
+        now=request.config_dict[CLOCK](),
     )
     found, total = await request.config_dict[STORE].search(query)
     return web.json_response(
@@ -75,7 +75,7 @@ async def set_outcome(request: web.Request) -> web.Response:
         ) from None
     change = TicketChange(note=f"outcome {outcome.value} set by ops API", outcome=outcome.value)
     call = CallRef(ticket["call_sid"], ticket["caller"], ticket["called"])
-    await request.config_dict[STORE].apply(call, [change], request.config_dict[CLOCK]())
+    await request.config_dict[TICKETS].set_outcome(call, change, request.config_dict[CLOCK]())
     return web.json_response({"number": number, "outcome": outcome.value})
 
 

@@ -6,15 +6,17 @@ Same shape as calls.py: request → event → `ivr.agent.agent_step` → effects
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 
 import structlog
 from aiohttp import web
 
 from hotline.auth.pins import verify_pin
+from hotline.store.durable import operation_key
 from hotline.store.tickets import CallRef
 from hotline.twilio.twiml import empty_twiml
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, STORE, WEBHOOK
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, TICKETS, WEBHOOK
 from hotline.web.staff import directory
 from hotline.web.voice.calls import twiml_response
 from ivr.actions import Action, AgentHook, TicketChange
@@ -166,9 +168,13 @@ async def _apply(
 
 
 async def _caller_ticket(request: web.Request, caller_sid: str, change: TicketChange) -> None:
+    # The caller's ticket exists (the caller's own webhooks made it): only its call id is
+    # needed. Keyed by the agent's webhook, so a retry of it is written once.
+    call = CallRef(caller_sid, "unknown", "unknown")
+    retry = request[WEBHOOK].retry_token or uuid.uuid4().hex
     try:
-        await request.config_dict[STORE].apply(
-            CallRef(caller_sid, "unknown", "unknown"), [change], request.config_dict[CLOCK]()
+        await request.config_dict[TICKETS].record(
+            call, [change], request.config_dict[CLOCK](), key=operation_key(caller_sid, retry)
         )
     except Exception:
         log.exception("ticket_write_failed", call_sid=caller_sid, changes=[change.note])

@@ -9,12 +9,9 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from casework.actions import Caller, CaseAction, IllegalAction
-from casework.tickets import Satisfaction
-from hotline.store.casework import TicketNotFound
 from hotline.twilio.twiml import empty_twiml
 from hotline.twilio.webhooks import TERMINAL_CALL_STATUSES
-from hotline.web.keys import CASEWORK, CLOCK, CONFIG, JOBS, WEBHOOK
+from hotline.web.keys import CLOCK, CONFIG, JOBS, TICKETS, WEBHOOK
 from hotline.web.voice.calls import twiml_response
 from ivr.actions import Hangup, Verb
 from ivr.outbound import (
@@ -30,8 +27,6 @@ from ivr.outbound import (
 from ivr.state import OutboundState
 
 log = structlog.get_logger("hotline.outbound")
-
-SURVEY = Caller.system("survey")
 
 
 async def answered(request: web.Request) -> web.Response:
@@ -50,7 +45,7 @@ async def ended(request: web.Request) -> web.Response:
     webhook = request[WEBHOOK]
     if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
         policy = request.config_dict[CONFIG].current.callbacks
-        settled = await request.config_dict[JOBS].settle(
+        settled = await request.config_dict[TICKETS].placed_call_ended(
             webhook.call_sid,
             webhook.call_status,
             webhook.by_machine,
@@ -83,7 +78,8 @@ async def _step(
     owed, lang, job_call = found
     now = request.config_dict[CLOCK]()
     if job_call is None and answered:
-        await jobs.placed(state.job, call_sid, now)  # answered before the API call returned
+        # Answered before the API call that placed it returned.
+        await request.config_dict[TICKETS].call_placed(state.job, call_sid, now)
     elif job_call != call_sid:
         log.warning("outbound_stale_call", job=state.job, call_sid=call_sid)
         return twiml_response(request, plan, [Hangup()])
@@ -102,24 +98,7 @@ async def _record(
     now = request.config_dict[CLOCK]()
     match action:
         case Heard():
-            await request.config_dict[JOBS].note(job, call_sid, "heard", now)
+            await request.config_dict[TICKETS].call_heard(job, call_sid, now)
         case Rated(rating=rating):
-            number = await request.config_dict[JOBS].rate(job, call_sid, rating.value, now)
+            number = await request.config_dict[TICKETS].survey_rated(job, call_sid, rating, now)
             log.info("survey_rated", ticket=number, rating=rating.value)
-            if number is not None and rating is Satisfaction.DISSATISFIED:
-                await _reopen(request, number)
-
-
-async def _reopen(request: web.Request, number: str) -> None:
-    """The hotline's rule: a dissatisfied enterprise's matter goes back to the department."""
-    try:
-        await request.config_dict[CASEWORK].act(
-            number,
-            CaseAction.REOPEN,
-            SURVEY,
-            text="dissatisfied with the handling (satisfaction survey)",
-            at=request.config_dict[CLOCK](),
-        )
-    except (IllegalAction, TicketNotFound) as exc:
-        # Reopened already (a retried webhook), or closed in a way that cannot reopen.
-        log.info("survey_reopen_skipped", ticket=number, reason=str(exc))
