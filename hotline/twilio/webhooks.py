@@ -1,7 +1,8 @@
 """Twilio's webhook wire format, turned into one typed value, and its signature checked.
 
 This is the only module that knows Twilio's parameter names. Every field is optional and
-untrusted: a missing or garbled one becomes None, never an exception.
+untrusted: a missing or garbled one becomes None (a number: `NoNumber.UNKNOWN`), never an
+exception.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from twilio.request_validator import (
     get_signature_algorithm,
 )
 
+from casework.phone import PhoneNumber
+from hotline.twilio.numbers import NoNumber, party
 from ivr.events import Recording
 from routing.queue_router import QueueExit
 
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
-_NUMBER = re.compile(
-    r"^(\+?[0-9]{3,20}|client:[A-Za-z0-9_.-]{1,64}|anonymous|unknown)$", re.IGNORECASE
-)
 _DIGITS = re.compile(r"^[0-9*#]{0,32}$")
 TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
@@ -33,8 +33,9 @@ TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", 
 @dataclass(frozen=True)
 class Webhook:
     call_sid: str | None
-    caller: str
-    called: str
+    # A number, or what stands in for none: a withheld caller is never taken for a number.
+    caller: PhoneNumber | NoNumber
+    called: PhoneNumber | NoNumber
     call_status: str | None
     digits: str | None  # None: the field was absent or not keys at all
     recording: Recording | None
@@ -48,8 +49,8 @@ class Webhook:
 def parse_webhook(form: Mapping[str, str]) -> Webhook:
     return Webhook(
         call_sid=_match(_CALL_SID, form.get("CallSid")),
-        caller=_match(_NUMBER, form.get("From")) or "unknown",
-        called=_match(_NUMBER, form.get("To")) or "unknown",
+        caller=party(form.get("From")),
+        called=party(form.get("To")),
         call_status=_word(form.get("CallStatus")),
         digits=_match(_DIGITS, form.get("Digits")),
         recording=_recording(form),

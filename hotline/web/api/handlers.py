@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from casework.actions import Caller, DueState, Role
 from hotline.auth.pins import hash_pin
 from hotline.auth.tokens import identify
+from hotline.config.schema import AgentPhone
 from hotline.store.casework import due_condition, visible_to
 from hotline.store.tickets import MAX_PAGE, CallRef, TicketQuery
 from hotline.web.api import openapi
@@ -303,7 +304,7 @@ class AgentInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=60)]
-    answers_on: Annotated[str, Field(pattern=r"^(\+[0-9]{6,15}|client:[A-Za-z0-9_.-]{1,64})$")]
+    answers_on: AgentPhone
     pin: Annotated[str, Field(pattern=r"^[0-9]{4,8}$")]
     desks: Annotated[dict[str, Literal["primary", "backup"]], Field(min_length=1)]
 
