@@ -6,7 +6,6 @@ dial within the caps, and asks `after_attempt` what an attempt's result means.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,8 +13,6 @@ from enum import StrEnum
 
 from casework.tickets import TicketStatus
 from routing.hours import BusinessHours
-
-_DIALLABLE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class Attempt(StrEnum):
@@ -50,11 +47,6 @@ class OwedCall:
     created_at: datetime
 
 
-def diallable(number: str) -> bool:
-    """An E.164 number; withheld numbers and SIP/client callers cannot be called back."""
-    return bool(_DIALLABLE.match(number))
-
-
 def may_dial(hours: BusinessHours, now: datetime, policy: CallbackPolicy) -> bool:
     """Only while the line is open, and not in its last minutes."""
     return hours.is_open(now) and hours.is_open(now + policy.stop_before_close)
@@ -67,6 +59,8 @@ def owes_callback(
 
     A voicemail (after hours, or "leave a message" from a queue) asked for it; a caller who
     described the matter and then hung up before anyone answered told us what it was about.
+    Whether there is a number to call is asked where the job is made: a withheld caller is
+    owed a call that nobody can place (`casework.phone`, `hotline.store.jobs.owe_call`).
     """
     if answered:
         return False

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from casework.phone import parse
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/hotline.db"
 
 
@@ -109,9 +111,20 @@ class Settings:
                 "account's auth token, or run `hotline serve --trial` for a local trial."
             )
         self.check_speech_mode()
+        self.check_caller_id()
 
     def check_speech_mode(self) -> None:
         if self.speech_mode not in ("local", "queue"):
             raise SettingsError(f"HOTLINE_SPEECH={self.speech_mode!r}: use local or queue")
         if self.speech_mode == "queue" and not self.redis_url:
             raise SettingsError("HOTLINE_SPEECH=queue needs HOTLINE_REDIS_URL (the job queue)")
+
+    def check_caller_id(self) -> None:
+        """Twilio takes only E.164 as the From of a call it places: a wrong one would fail
+        every callback at the dispatcher, found out only in its log."""
+        number = parse(self.caller_id) if self.caller_id else None
+        if self.caller_id and (number is None or number.e164 != self.caller_id):
+            hint = f" ({number.e164}?)" if number else ""
+            raise SettingsError(
+                f"HOTLINE_CALLER_ID={self.caller_id!r}: write the hotline's number in E.164{hint}"
+            )

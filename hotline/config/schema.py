@@ -16,11 +16,14 @@ from pydantic import (
     model_validator,
 )
 
+from hotline.twilio.numbers import agent_phone
 from routing.tiers import AppealType, FeedbackTier
 
 Id = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,47}$")]
 Key = Annotated[str, Field(pattern=r"^[1-9]$")]
 Text = dict[str, Annotated[str, Field(min_length=1, max_length=600)]]
+# What an agent's calls ring: a number that can be called, in E.164, or client:<name>.
+AgentPhone = Annotated[str, AfterValidator(agent_phone)]
 
 _CLOCK = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 
@@ -344,7 +347,7 @@ PIN_HASH = r"^pbkdf2_sha256\$[0-9]+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$"
 class AgentSpec(Strict):
     id: Annotated[str, Field(pattern=r"^[0-9]{2,8}$")]
     name: Annotated[str, Field(min_length=1, max_length=60)]
-    answers_on: Annotated[str, Field(pattern=r"^(\+[0-9]{6,15}|client:[A-Za-z0-9_.-]{1,64})$")]
+    answers_on: AgentPhone
     pin_hash: Annotated[
         str, Field(pattern=r"^pbkdf2_sha256\$[0-9]+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$")
     ]

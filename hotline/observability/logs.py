@@ -11,26 +11,23 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
-# E.164 numbers, and bare runs of 11+ digits (a mainland mobile without its +86); not
-# digits inside a word, so CallSids, ticket numbers and dates stay readable.
+from casework.phone import PhoneNumber, mask
+
+# In free text (an error, a URL, a note), whatever looks like a number: E.164, and bare
+# runs of 11+ digits (a mainland mobile without its +86); not digits inside a word, so
+# CallSids, ticket numbers and dates stay readable. Looser than a parse on purpose: a
+# number that is not quite valid is still somebody's.
 _PHONE = re.compile(r"(?<![\w+])(\+\d{6,15}|\d{11,15})(?!\w)")
 
 
 def mask_number(text: str) -> str:
-    """`+8613812348000` → `+86138****8000`: enough to tell calls apart, not to dial."""
-
-    def mask(match: re.Match[str]) -> str:
-        raw = match.group(0)
-        digits = raw.lstrip("+")
-        plus = "+" if raw.startswith("+") else ""
-        if len(digits) <= 8:
-            return plus + digits[:2] + "****" + digits[-2:]
-        return plus + digits[:5] + "****" + digits[-4:]
-
-    return _PHONE.sub(mask, text)
+    """Every number-like run in `text` masked as `casework.phone.mask` masks a number."""
+    return _PHONE.sub(lambda match: mask(match.group(0)), text)
 
 
 def _mask_value(value: Any) -> Any:
+    if isinstance(value, PhoneNumber):
+        return value.masked  # a number logged as itself: masked by what it is
     if isinstance(value, str):
         return mask_number(value)
     if isinstance(value, dict):

@@ -19,10 +19,12 @@ from casework.callbacks import (
     attempt_from,
     choose,
 )
+from casework.phone import PhoneNumber
 from casework.tickets import CALL_PATH, RecordingKind, TicketStatus
 from hotline.store.engine import reads
 from hotline.store.history import add_history
 from hotline.store.tables import callback_jobs, recordings, tickets
+from hotline.twilio.numbers import party
 from ivr.outbound import OwedCallFacts
 
 DISPATCHER = "system:dispatcher"
@@ -50,9 +52,21 @@ def owe_call(
     dedupe: str,
     at: datetime,
 ) -> bool:
-    """Store a job in the caller's transaction; False when `dedupe` already has one."""
+    """Store a job in the caller's transaction; False when `dedupe` already has one, or
+    when the ticket's caller cannot be called back.
+
+    Every job is made here, so this is where a withheld or unknown caller, or a number no
+    network assigns, is refused: such a job would be dialled, fail, and be dialled again
+    until its attempts ran out. The caller is read as the webhook read it, so a ticket
+    stored before withheld callers were recorded as such (`+266696687`) is refused too.
+    """
     known = conn.scalar(select(callback_jobs.c.id).where(callback_jobs.c.dedupe == dedupe))
     if known is not None:
+        return False
+    number = party(conn.scalar(select(tickets.c.caller).where(tickets.c.id == ticket_id)))
+    if not isinstance(number, PhoneNumber) or not number.can_be_called_back:
+        note = f"{kind.value} owed, but the caller's number cannot be called back"
+        add_history(conn, ticket_id, at, note, {"dedupe": dedupe}, actor=DISPATCHER)
         return False
     conn.execute(
         callback_jobs.insert().values(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from casework.actions import DONE, DUE_SOON, Caller, DueState, Role
 from casework.calendar import WorkCalendar
-from casework.callbacks import diallable, owes_callback
+from casework.callbacks import owes_callback
 from casework.deadlines import due_at
 from casework.tickets import (
     Channel,
@@ -540,10 +540,6 @@ def _track_queue(
 
 
 def _owe_callback(conn: Connection, row: dict[str, Any], reason: str, at: datetime) -> None:
-    if not diallable(row["caller"]):
-        note = "callback owed, but the caller's number cannot be dialled"
-        add_history(conn, row["id"], at, note, {"reason": reason}, actor=SYSTEM)
-        return
     owe_call(
         conn,
         ticket_id=row["id"],

@@ -1,8 +1,8 @@
 """Twilio's webhook wire format, turned into one typed value.
 
-Every field is optional and untrusted: a missing or garbled one becomes None, never an
-exception. `verified` is the one door of a webhook: its form read, its signature checked,
-its fields parsed; the handlers see only the `Webhook`.
+Every field is optional and untrusted: a missing or garbled one becomes None (a number:
+`NoNumber.UNKNOWN`), never an exception. `verified` is the one door of a webhook: its form
+read, its signature checked, its fields parsed; the handlers see only the `Webhook`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import MultiDict
 
+from casework.phone import PhoneNumber
+from hotline.twilio.numbers import NoNumber, party
 from hotline.twilio.signature import SignatureCheck
 from ivr.events import Recording
 from routing.queue_router import QueueExit
 
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
-_NUMBER = re.compile(
-    r"^(\+?[0-9]{3,20}|client:[A-Za-z0-9_.-]{1,64}|anonymous|unknown)$", re.IGNORECASE
-)
 _DIGITS = re.compile(r"^[0-9*#]{0,32}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 _IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
@@ -32,8 +31,9 @@ TERMINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", 
 @dataclass(frozen=True)
 class Webhook:
     call_sid: str | None
-    caller: str
-    called: str
+    # A number, or what stands in for none: a withheld caller is never taken for a number.
+    caller: PhoneNumber | NoNumber
+    called: PhoneNumber | NoNumber
     call_status: str | None
     digits: str | None  # None: the field was absent or not keys at all
     recording: Recording | None
@@ -58,8 +58,8 @@ class Webhook:
 def parse_webhook(form: Mapping[str, str], headers: Mapping[str, str] | None = None) -> Webhook:
     return Webhook(
         call_sid=_match(_CALL_SID, form.get("CallSid")),
-        caller=_match(_NUMBER, form.get("From")) or "unknown",
-        called=_match(_NUMBER, form.get("To")) or "unknown",
+        caller=party(form.get("From")),
+        called=party(form.get("To")),
         call_status=_word(form.get("CallStatus")),
         digits=_match(_DIGITS, form.get("Digits")),
         recording=_recording(form),

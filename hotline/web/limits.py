@@ -6,12 +6,12 @@ processes; this process alone while Redis is off or away).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from casework.phone import PhoneNumber
 from hotline.store.shared import Window, digest
 from hotline.twilio.webhooks import Webhook
 from hotline.web.api.access import CALLER
@@ -21,10 +21,6 @@ from hotline.web.keys import CLOCK, SETTINGS, SHARED
 log = structlog.get_logger("hotline.limits")
 
 WINDOW_S = 60
-_DIALABLE = re.compile(r"^\+[1-9][0-9]{7,14}$")
-# What Twilio puts in From when the caller's number is withheld (ANONYMOUS, RESTRICTED,
-# BLOCKED, UNKNOWN, UNAVAILABLE on a keypad): many callers, not one, so never limited.
-WITHHELD = frozenset({"+266696687", "+7378742833", "+2562533", "+86282452253", "+8656696687"})
 
 
 async def caller_over_limit(request: web.Request, webhook: Webhook) -> bool:
@@ -32,20 +28,19 @@ async def caller_over_limit(request: web.Request, webhook: Webhook) -> bool:
     retried webhook of a call already counted keeps that call's first answer."""
     limit = request.config_dict[SETTINGS].calls_per_caller_per_min
     number = webhook.caller
-    if limit <= 0 or webhook.call_sid is None or not countable(number):
+    # A withheld or unknown caller is many callers, not one: never limited.
+    if limit <= 0 or webhook.call_sid is None or not isinstance(number, PhoneNumber):
         return False
     window = Window.of(request.config_dict[CLOCK](), WINDOW_S)
-    rank = await request.config_dict[SHARED].call_rank(digest(number), webhook.call_sid, window)
+    rank = await request.config_dict[SHARED].call_rank(
+        digest(number.e164), webhook.call_sid, window
+    )
     if rank <= limit:
         return False
     log.warning(
         "caller_rate_limited", caller=number, call_sid=webhook.call_sid, calls=rank, limit=limit
     )
     return True
-
-
-def countable(number: str) -> bool:
-    return bool(_DIALABLE.match(number)) and number not in WITHHELD
 
 
 @web.middleware

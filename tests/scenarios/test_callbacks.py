@@ -39,7 +39,7 @@ from hotline.web.keys import DISPATCHER, JOBS
 from ivr.actions import Gather, Hangup, Hook, Play, Redirect, Say, Target
 from ivr.outbound import Answered, Heard, Keyed, OwedCallFacts, Rated, outbound_step
 from ivr.state import OutboundState
-from tests.support.line import ADMIN_TOKEN, AUTH_TOKEN, SHANGHAI, Line, running_line
+from tests.support.line import ADMIN_TOKEN, AUTH_TOKEN, NIGHT, SHANGHAI, Line, running_line
 from tests.support.twilio_api import CallsApi, calls_api
 
 ACCOUNT = "AC" + "0" * 32
@@ -463,3 +463,87 @@ async def test_a_caller_who_described_the_matter_and_hung_up_is_called_back(
     ticket = await line.ticket(record.call_sid)
     assert ticket["status"] == "abandoned"
     assert await line.app[JOBS].jobs_of(ticket["number"]) == []
+
+
+async def test_a_withheld_caller_leaves_a_message_and_is_owed_no_callback(
+    line: Line, api: CallsApi
+) -> None:
+    line.clock.now = NIGHT
+    record = await line.call(
+        ScriptedCaller(recordings=[Recording(duration=14.0)]), from_number="+266696687"
+    )
+    ticket = await line.ticket(record.call_sid)
+    assert ticket["status"] == "voicemail" and ticket["callback_requested"] is True
+    # Twilio's "ANONYMOUS" is no number: nobody could take the call back.
+    assert await line.app[JOBS].jobs_of(ticket["number"]) == []
+    assert ticket["caller"] == "withheld"
+    notes = [h["note"] for h in ticket["history"]]
+    assert "callback owed, but the caller's number cannot be called back" in notes
+    line.clock.now = MORNING
+    assert await line.app[DISPATCHER].tick() == 0 and api.created == []
+    # Resolved, the ticket owes a survey: no one to ask either.
+    for action in ("accept", "resolve"):
+        status, body = await line.api(
+            f"/api/tickets/{ticket['number']}/actions",
+            ADMIN_TOKEN,
+            method="POST",
+            json={"action": action, "text": "已在政务网公开答复"},
+        )
+        assert status == 200, body
+    assert await line.app[JOBS].jobs_of(ticket["number"]) == []
+    _, ticket = await line.api(f"/api/tickets/{ticket['number']}")
+    assert "survey owed, but the caller's number cannot be called back" in [
+        h["note"] for h in ticket["history"]
+    ]
+    # The same message from a number is owed its call.
+    line.clock.now = NIGHT
+    record = await line.call(ScriptedCaller(recordings=[Recording(duration=14.0)]))
+    ticket = await line.ticket(record.call_sid)
+    [job] = await line.app[JOBS].jobs_of(ticket["number"])
+    assert (job["kind"], job["state"]) == ("callback", "pending")
+
+
+async def test_no_job_is_stored_for_a_caller_who_cannot_be_called_back(db_url: str) -> None:
+    """Every job goes through `owe_call`, which reads the ticket's caller as the webhook
+    reads From: tickets stored before withheld callers were recorded as such are refused."""
+    engine = make_engine(db_url)
+    await upgrade(engine)
+    callers = ["withheld", "unknown", "+266696687", "+8656696687", "anonymous", "+8610123450000"]
+    callers.append("+8613812348000")  # the one that can be called back
+    stored = []
+    async with engine.begin() as conn:
+        for i, caller in enumerate(callers):
+            result = await conn.execute(
+                tickets.insert().values(
+                    number=f"E20261201-{i:06d}",
+                    call_sid=f"CAowed{i:04d}",
+                    caller=caller,
+                    called=HOTLINE_NUMBER,
+                    language="zh",
+                    menu_path=[],
+                    channel="voicemail",
+                    appeal_type="unknown",
+                    status="voicemail",
+                    callback_requested=True,
+                    wants_voicemail=True,
+                    created_at=MORNING,
+                    updated_at=MORNING,
+                    version=1,
+                )
+            )
+            assert result.inserted_primary_key is not None
+            stored.append(
+                await conn.run_sync(
+                    owe_call,
+                    ticket_id=result.inserted_primary_key[0],
+                    kind=JobKind.CALLBACK,
+                    desk=None,
+                    not_before=MORNING,
+                    dedupe=f"callback:{i}:call",
+                    at=MORNING,
+                )
+            )
+        jobs = (await conn.execute(select(callback_jobs.c.dedupe))).scalars().all()
+    await engine.dispose()
+    assert stored == [False] * 6 + [True]
+    assert list(jobs) == ["callback:6:call"]

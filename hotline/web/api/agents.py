@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hotline.auth.pins import hash_pin
+from hotline.config.schema import AgentPhone
 from hotline.web.api.errors import error, json_body
 from hotline.web.keys import AGENTS, CLOCK, CONFIG
 from hotline.web.staff import directory
@@ -65,7 +66,7 @@ class AgentInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=60)]
-    answers_on: Annotated[str, Field(pattern=r"^(\+[0-9]{6,15}|client:[A-Za-z0-9_.-]{1,64})$")]
+    answers_on: AgentPhone
     pin: Annotated[str, Field(pattern=r"^[0-9]{4,8}$")]
     desks: Annotated[dict[str, Literal["primary", "backup"]], Field(min_length=1)]
 

@@ -99,7 +99,7 @@ async def flow_hook(request: web.Request) -> web.Response:
     response = await _answer(request, plan, webhook, state, event, hook_name.value)
     if isinstance(event, Recorded) and state.desk is None and webhook.call_sid:
         # No desk was chosen (after hours): the message's words may name one.
-        call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
+        call = _call_ref(webhook.call_sid, webhook)
         request.config_dict[VOICEMAILS].read_later(call, event.recording, state.lang)
     return response
 
@@ -109,7 +109,7 @@ async def status(request: web.Request) -> web.Response:
     webhook = request[WEBHOOK]
     outcome = "ignored"
     if webhook.call_sid and webhook.call_status in TERMINAL_CALL_STATUSES:
-        call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
+        call = _call_ref(webhook.call_sid, webhook)
         try:
             await request.config_dict[TICKETS].end_call(
                 call,
@@ -263,6 +263,11 @@ def rescue_response(request: web.Request) -> web.Response:
     return twiml_response(request, plan, actions)
 
 
+def _call_ref(call_sid: str, webhook: Webhook) -> CallRef:
+    """The call as its ticket keeps it: each number in E.164, or `withheld` / `unknown`."""
+    return CallRef(call_sid, str(webhook.caller), str(webhook.called))
+
+
 def _hook(name: str) -> Hook | None:
     try:
         return Hook(name)
@@ -281,7 +286,7 @@ async def _record(
     if webhook.call_sid is None:
         log.warning("webhook_without_call_sid", changes=[c.note for c in changes])
         return None
-    call = CallRef(webhook.call_sid, webhook.caller, webhook.called)
+    call = _call_ref(webhook.call_sid, webhook)
     now = request.config_dict[CLOCK]()
     try:
         # Into the database, or (when it is away or slow) the local spool: either way the
