@@ -263,7 +263,7 @@ def _dotted(loc: tuple[Any, ...]) -> str:
 
 def _message(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
-        return "unknown field (check the spelling; see the config reference in the README)"
+        return "unknown field (check the spelling; see docs/configuration.md)"
     if err["type"] == "missing":
         return "required field is missing"
     return str(err["msg"])

@@ -1,7 +1,7 @@
 """The KPIs: response, resolution and satisfaction rates and the overdue count.
 
 The generated tickets' expected figures are worked out here by `reference`, a plain loop
-written from the definitions in the README, not from casework/kpi.py's helpers.
+written from the definitions in docs/api.md (KPIs), not from casework/kpi.py's helpers.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def _survey(rng: random.Random, after: datetime) -> tuple[datetime, dict[str, An
     return at, {"satisfaction": answer, "satisfaction_at": at}
 
 
-# -- the independent computation, from the README ---------------------------------------------
+# -- the independent computation, from docs/api.md ------------------------------------------
 
 NO_MATTER = ("new", "routed", "in-queue", "abandoned")
 CALL_PATH = ("new", "routed", "in-queue", "answered", "abandoned", "voicemail")
@@ -189,7 +189,7 @@ COUNTS = (
 def reference(
     found: Iterable[dict[str, Any]], start: datetime, end: datetime, now: datetime, key: str | None
 ) -> dict[str, dict[str, int]]:
-    """Counts per group (key None: one group, "total"), from the README's definitions."""
+    """Counts per group (key None: one group, "total"), from the definitions in docs/api.md."""
     out: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     cutoff = min(now, end)
     for t in found:
