@@ -17,6 +17,7 @@ import pytest
 
 from hotline.carrier.callers import ScriptedCaller
 from hotline.carrier.carrier import VirtualCarrier
+from tests.support.config_files import open_all_day
 from tests.support.line import free_port
 from tests.support.paths import CONFIG_DIR, ROOT
 
@@ -57,6 +58,9 @@ def test_serve_refuses_an_invalid_config(tmp_path: Path) -> None:
 
 @pytest.fixture
 def trial_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`hotline serve --trial` on the wall clock: its line open round the clock, so that a
+    call is routed to a desk whatever the hour the test runs at."""
+    config = open_all_day(tmp_path)
     port = free_port()
     process = subprocess.Popen(
         [
@@ -68,7 +72,7 @@ def trial_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
             "--port",
             str(port),
             "--config",
-            str(CONFIG_DIR),
+            str(config),
         ],
         env=clean_env(tmp_path),
         stdout=subprocess.PIPE,

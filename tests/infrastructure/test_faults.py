@@ -30,6 +30,7 @@ from hotline.carrier.carrier import CallRecord, VirtualCarrier
 from hotline.store.engine import make_engine
 from hotline.store.tables import callback_jobs, recordings, ticket_history, tickets
 from hotline.web.keys import CONFIG, TICKETS
+from tests.support.config_files import open_all_day
 from tests.support.databases import database_url
 from tests.support.line import (
     ADMIN_TOKEN,
@@ -41,7 +42,6 @@ from tests.support.line import (
     free_port,
     running_line,
 )
-from tests.support.paths import CONFIG_DIR
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
@@ -496,14 +496,8 @@ class Server:
 
 @pytest.fixture
 def servers(postgres: str, tmp_path: Path) -> Iterator[tuple[Server, Server]]:
-    config = tmp_path / "config"
-    subprocess.run(["cp", "-r", str(CONFIG_DIR), str(config)], check=True)
-    line_yaml = config / "line.yaml"
-    # Open round the clock, so the test does not depend on the hour it runs at.
-    line_yaml.write_text(
-        line_yaml.read_text(encoding="utf-8").replace('open: "06:00"', 'open: "00:00"', 1),
-        encoding="utf-8",
-    )
+    # Open round the clock, New Year's Day too: the processes run on the wall clock.
+    config = open_all_day(tmp_path)
     plain = postgres.replace("postgresql+asyncpg://", "postgresql://", 1)
     a = Server(plain, config, tmp_path / "a-spool.db", tmp_path / "a.log")
     b = Server(plain, config, tmp_path / "b-spool.db", tmp_path / "b.log")
