@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +20,7 @@ from hotline.carrier.carrier import VirtualCarrier
 from tests.support.config_files import open_all_day
 from tests.support.line import free_port
 from tests.support.paths import CONFIG_DIR, ROOT
+from tests.support.waiting import eventually
 
 
 def clean_env(tmp_path: Path) -> dict[str, str]:
@@ -89,14 +90,18 @@ def trial_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         if "hotline call" in line:
             break
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+
+    def answers() -> bool:
+        assert process.poll() is None, "the server exited at start"
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
-                if response.status == 200:
-                    break
+                status: int = response.status
+                return status == 200
         except OSError:
-            time.sleep(0.1)
+            return False
+
     try:
+        asyncio.run(eventually(answers, f"{base} started", timeout_s=60, every_s=0.1))
         yield base, secrets
     finally:
         process.send_signal(signal.SIGINT)

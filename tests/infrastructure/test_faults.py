@@ -43,6 +43,7 @@ from tests.support.line import (
     running_line,
 )
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -90,13 +91,6 @@ async def both_paths(line: Line) -> list[CallRecord]:
         await call_at(line, NOON, dtmf_caller()),
         await call_at(line, NIGHT, voicemail_caller()),
     ]
-
-
-async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def counts(url: str, call_sids: list[str]) -> dict[str, dict[str, Any]]:
@@ -197,7 +191,7 @@ async def test_postgres_unreachable_for_30_s_loses_and_doubles_no_ticket(
         assert durable.spool.depth() >= len(during) * 3
 
         await proxy.restore()
-        await wait_for(lambda: durable.spool.depth() == 0, 30, "the spool to be replayed")
+        await eventually(lambda: durable.spool.depth() == 0, "the spool replayed", timeout_s=30)
         assert durable.spool.set_aside_count() == 0
         assert '"event":"ticket_spooled"' in line.log.getvalue()
         assert '"event":"spool_replayed"' in line.log.getvalue()
@@ -233,8 +227,10 @@ async def test_a_server_started_while_its_database_is_away_answers_and_keeps_the
         assert not durable.ready and durable.spool.depth() >= 6
 
         await proxy.restore()
-        await wait_for(
-            lambda: durable.ready and durable.spool.depth() == 0, 30, "the schema and the replay"
+        await eventually(
+            lambda: durable.ready and durable.spool.depth() == 0,
+            "the schema brought up and the spool replayed",
+            timeout_s=30,
         )
         assert '"event":"database_unreachable_at_start"' in line.log.getvalue()
         assert '"event":"database_reachable"' in line.log.getvalue()
@@ -382,7 +378,7 @@ async def test_a_slow_database_never_holds_a_webhook_past_2_s(
         slowest = max(seconds for _, seconds in timed.times)
         assert len(timed.times) >= 15 and slowest < WEBHOOK_LIMIT_S, timed.times
         durable = line.app[TICKETS]
-        await wait_for(lambda: durable.spool.depth() == 0, 30, "the spool to be replayed")
+        await eventually(lambda: durable.spool.depth() == 0, "the spool replayed", timeout_s=30)
 
     found = await counts(postgres, [r.call_sid for r in records])
     assert found["*"]["tickets"] == 3
@@ -419,7 +415,7 @@ async def test_a_reload_applies_to_new_calls_while_calls_in_progress_keep_their_
         async def invalid_then_valid_edit() -> None:
             # An invalid edit: refused, the old config serving, the errors on /healthz.
             menus.write_text(original + "\nnot_a_field: 1\n", encoding="utf-8")
-            await wait_for(lambda: bool(live.errors), 10, "the invalid config to be refused")
+            await eventually(lambda: live.errors, "the invalid config refused", timeout_s=10)
             status, health = await line.api("/healthz", token=None)
             assert status == 200 and health["status"] == "degraded"
             assert health["config"]["digest"] == started_on
@@ -431,7 +427,9 @@ async def test_a_reload_applies_to_new_calls_while_calls_in_progress_keep_their_
             ).replace('"2": {specialty: tax-invoice}', '"2": {specialty: tax-registration}', 1)
             assert swapped != original
             menus.write_text(swapped, encoding="utf-8")
-            await wait_for(lambda: live.current.digest != started_on, 10, "the reload")
+            await eventually(
+                lambda: live.current.digest != started_on, "the config reloaded", timeout_s=10
+            )
             assert not live.errors
 
         in_progress = await line.call(ReloadingCaller(invalid_then_valid_edit))
@@ -468,17 +466,15 @@ class Server:
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=self._log)
 
     async def ready(self, session: aiohttp.ClientSession, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        async def answers() -> bool:
             assert self.process.poll() is None, "the server exited at start"
             try:
                 async with session.get(self.url + "/healthz") as response:
-                    if response.status == 200:
-                        return
+                    return response.status == 200
             except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{self.url} did not start")
+                return False
+
+        await eventually(answers, f"{self.url} started", timeout_s=timeout_s, every_s=0.2)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

@@ -42,6 +42,7 @@ from tests.support.recordings import (
     spoken,
 )
 from tests.support.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
+from tests.support.waiting import eventually
 
 DEADLINE_S = 4.0  # recognition.deadline_s, as shipped
 TAX_INVOICE = AUDIO / "tax_invoice_zh.wav"  # 我们开出去的专票对方说抵扣不了
@@ -263,12 +264,13 @@ def alive(pid: int) -> bool:
 async def queue_empties(redis_url: str, queue: str) -> None:
     """The webhook that gave up took its job off the queue: no worker will ever start it."""
     client = Redis.from_url(redis_url)
+
+    async def empty() -> bool:
+        left: int = await client.zcard(queue)
+        return left == 0
+
     try:
-        for _ in range(50):
-            if await client.zcard(queue) == 0:
-                return
-            await asyncio.sleep(0.02)
-        pytest.fail(f"jobs left on {queue}: {await client.zrange(queue, 0, -1)}")
+        await eventually(empty, f"no job left on {queue}", timeout_s=1.0)
     finally:
         await client.aclose()
 
@@ -346,12 +348,9 @@ async def test_with_the_worker_killed_callers_get_the_key_menu_until_one_is_back
         await gets_the_key_menu_in_time(line, recordings)
         await queue_empties(redis_url, worker.queue)
         # Its decoding processes do not linger, holding their models, once it is gone.
-        for _ in range(50):
-            if not any(map(alive, decoders)):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail(f"decoders {decoders} outlived their speech worker")
+        await eventually(
+            lambda: not any(map(alive, decoders)), f"decoders {decoders} gone with their worker"
+        )
         done = len(worker.events("speech_job"))
         await asyncio.to_thread(worker.restart)
         await says_tax_invoice(line, recordings)

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from hotline.config import LoadedConfig
 from ivr.model import ToMenu, ToSpecialty
 from tests.support.line import NIGHT, SHANGHAI, Line, running_line
 from tests.support.paths import CONFIG_DIR
+from tests.support.waiting import eventually
 
 
 def heard(record: CallRecord) -> str:
@@ -181,8 +183,7 @@ async def test_queue_full_at_the_carrier_overflows_to_the_general_desk(db_url: s
         gate = asyncio.Event()
         first = ScriptedCaller(keys=["2", "3"], queue_gate=gate)
         first_call = asyncio.create_task(line.call(first))
-        while line.carrier.queue_size("desk-tax-filing") < 1:
-            await asyncio.sleep(0.01)
+        await line.until_waiting("desk-tax-filing")
         second = await line.call(ScriptedCaller(keys=["2", "3"]))
         gate.set()
         await first_call
@@ -215,8 +216,7 @@ async def test_queue_size_from_config_overflows_before_enqueue(db_url: str, tmp_
         first_call = asyncio.create_task(
             line.call(ScriptedCaller(keys=["2", "3"], queue_gate=gate))
         )
-        while line.carrier.queue_size("desk-tax-filing") < 1:
-            await asyncio.sleep(0.01)
+        await line.until_waiting("desk-tax-filing")
         second = await line.call(
             ScriptedCaller(keys=["2", "3"], recordings=[Recording(duration=6.0)])
         )
@@ -231,7 +231,6 @@ async def test_queue_size_from_config_overflows_before_enqueue(db_url: str, tmp_
 async def test_emergency_switch_in_yaml_closes_the_line_without_restart(
     db_url: str, tmp_path: Path
 ) -> None:
-    import asyncio
 
     config = tmp_path / "config"
     shutil.copytree(CONFIG_DIR, config)
@@ -245,20 +244,21 @@ async def test_emergency_switch_in_yaml_closes_the_line_without_restart(
             ),
             encoding="utf-8",
         )
-        for _ in range(50):
-            status, health = await line.api("/healthz", token=None)
+
+        async def heard_closed() -> CallRecord | None:
             record = await line.call(ScriptedCaller(recordings=[None]))
-            if "服务时间" in heard(record):
-                break
-            await asyncio.sleep(0.1)
-        assert "服务时间" in heard(record) and status == 200
+            return record if "服务时间" in heard(record) else None
+
+        await eventually(heard_closed, "a caller told the line is closed", every_s=0.1)
+        assert (await line.api("/healthz", token=None))[0] == 200
         # A broken edit is refused: the line keeps the last good config and says why.
         hours.write_text("timezone: [", encoding="utf-8")
-        for _ in range(50):
-            status, health = await line.api("/healthz", token=None)
-            if health["config"]["errors"]:
-                break
-            await asyncio.sleep(0.1)
+
+        async def refused() -> dict[str, Any] | None:
+            _, health = await line.api("/healthz", token=None)
+            return health if health["config"]["errors"] else None
+
+        health = await eventually(refused, "the broken edit refused", every_s=0.1)
         assert health["status"] == "degraded" and "line.yaml" in health["config"]["errors"][0]
         record = await line.call(ScriptedCaller(recordings=[None]))
         assert "服务时间" in heard(record)

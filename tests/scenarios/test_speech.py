@@ -40,6 +40,7 @@ from tests.support.recordings import (
     serve_recordings,
     spoken,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -249,8 +250,7 @@ async def test_a_slow_recording_server_does_not_hold_other_calls(
     slow_call = asyncio.create_task(
         line.call(ScriptedCaller(keys=["8", "0"], recordings=[spoken(recordings, "slow")] * 2))
     )
-    while "slow" not in recordings.requests:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: "slow" in recordings.requests, "the slow recording asked for")
     started = time.perf_counter()
     other = await line.call(ScriptedCaller(keys=["2", "1"]))
     assert time.perf_counter() - started < 2.0
