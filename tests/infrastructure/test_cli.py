@@ -17,6 +17,7 @@ import pytest
 
 from hotline.carrier.callers import ScriptedCaller
 from hotline.carrier.carrier import VirtualCarrier
+from ivr.model import IvrPlan
 from tests.support.config_files import open_all_day
 from tests.support.line import free_port
 from tests.support.paths import CONFIG_DIR, ROOT
@@ -126,7 +127,7 @@ async def test_trial_server_takes_a_signed_call(trial_server: tuple[str, dict[st
 
 
 def test_hotline_call_is_a_terminal_phone(
-    trial_server: tuple[str, dict[str, str]], tmp_path: Path
+    trial_server: tuple[str, dict[str, str]], tmp_path: Path, plan: IvrPlan
 ) -> None:
     base, secrets = trial_server
     env = clean_env(tmp_path) | secrets
@@ -141,6 +142,7 @@ def test_hotline_call_is_a_terminal_phone(
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "税务登记" in done.stdout
+    registration = plan.specialties["tax-registration"].name["zh"]
+    assert plan.prompts.connecting["zh"].format(desk=registration) in done.stdout
     assert "desk-tax-registration" in done.stdout
     assert re.search(r"E\d{8}-\d{6}", done.stdout)

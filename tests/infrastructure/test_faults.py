@@ -30,6 +30,7 @@ from hotline.carrier.carrier import CallRecord, VirtualCarrier
 from hotline.store.engine import make_engine
 from hotline.store.tables import callback_jobs, recordings, ticket_history, tickets
 from hotline.web.keys import CONFIG, TICKETS
+from ivr.model import IvrPlan
 from tests.support.config_files import open_all_day
 from tests.support.databases import database_url
 from tests.support.line import (
@@ -157,7 +158,7 @@ def same_shape(found: dict[str, Any], reference: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("outage_s", [OUTAGE_S], ids=[f"{OUTAGE_S:g}s"])
 async def test_postgres_unreachable_for_30_s_loses_and_doubles_no_ticket(
-    proxied: tuple[str, TcpProxy], postgres: str, tmp_path: Path, outage_s: float
+    proxied: tuple[str, TcpProxy], postgres: str, tmp_path: Path, outage_s: float, plan: IvrPlan
 ) -> None:
     url, proxy = proxied
     async with running_line(
@@ -182,7 +183,8 @@ async def test_postgres_unreachable_for_30_s_loses_and_doubles_no_ticket(
                     ("desk-tax-registration", "bridged")
                 ]
             else:
-                assert any("您的留言已收到" in said for said in record.said)
+                thanks = plan.prompts.voicemail_thanks["zh"]
+                assert any(thanks in said for said in record.said)
         assert sum(1 for r in during if r.queue_results) == len(during) // 2
         # Every webhook's ticket write (voice, menu x2, route, queue-done, status; voice,
         # voicemail, status) is on disk, none replayed while the database is away.
@@ -206,7 +208,7 @@ async def test_postgres_unreachable_for_30_s_loses_and_doubles_no_ticket(
 
 
 async def test_a_server_started_while_its_database_is_away_answers_and_keeps_the_tickets(
-    proxied: tuple[str, TcpProxy], postgres: str, tmp_path: Path
+    proxied: tuple[str, TcpProxy], postgres: str, tmp_path: Path, plan: IvrPlan
 ) -> None:
     """A process (re)started during an outage, on a database never migrated: it starts,
     routes its callers, spools their tickets, and when the database answers it brings the
@@ -221,7 +223,7 @@ async def test_a_server_started_while_its_database_is_away_answers_and_keeps_the
         assert [(q.queue, q.result) for q in during[0].queue_results] == [
             ("desk-tax-registration", "bridged")
         ]
-        assert any("您的留言已收到" in said for said in during[1].said)
+        assert any(plan.prompts.voicemail_thanks["zh"] in said for said in during[1].said)
         _, health = await line.api("/healthz", token=None)
         assert health["status"] == "degraded" and health["database"] == "unreachable"
         assert not durable.ready and durable.spool.depth() >= 6
@@ -519,7 +521,7 @@ class FailingOverCaller(ScriptedCaller):
 
 
 async def test_a_call_survives_its_server_process_being_killed(
-    servers: tuple[Server, Server], postgres: str
+    servers: tuple[Server, Server], postgres: str, plan: IvrPlan
 ) -> None:
     a, b = servers
     async with aiohttp.ClientSession() as session:
@@ -539,7 +541,7 @@ async def test_a_call_survives_its_server_process_being_killed(
         assert [(q.queue, q.result) for q in record.queue_results] == [
             ("desk-tax-registration", "bridged")
         ]
-        assert any("税务事项。" in said for said in record.said)
+        assert any(plan.menus["tax"].prompt["zh"] in said for said in record.said)
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with session.get(
             f"{b.url}/api/tickets?call_sid={record.call_sid}", headers=headers

@@ -13,18 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hotline.carrier.callers import QueueChoice, QueuePlan, ScriptedCaller
 from hotline.carrier.carrier import CallRecord
+from hotline.config import load_config
 from tests.support.line import ADMIN_TOKEN, Line, running_line
 from tests.support.paths import CONFIG_DIR
 from tests.support.redis_proxy import redis_or_skip, redis_proxy, unique_prefix
 from tests.support.waiting import eventually
 
 TO = "+8610123450000"
-# What a refused caller hears, as the shipped prompts say it.
-REFUSAL = yaml.safe_load((CONFIG_DIR / "prompts.yaml").read_text(encoding="utf-8"))["rate_limited"]
+# What a refused caller hears, as the shipped config says it.
+REFUSAL = load_config(CONFIG_DIR).plan.prompts.rate_limited
 
 
 def refused(call: CallRecord) -> bool:

@@ -22,6 +22,7 @@ from hotline.store.agents import AgentStore
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.tickets import CallRef, TicketStore
 from ivr.actions import TicketChange
+from ivr.model import IvrPlan
 from routing.acd import Agent, DeskLevel
 from tests.support.line import Line, running_line
 from tests.support.paths import CONFIG_DIR
@@ -58,7 +59,8 @@ def events(line: Line, name: str) -> list[dict[str, Any]]:
     return [e for e in map(json.loads, line.log.getvalue().splitlines()) if e["event"] == name]
 
 
-async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line) -> None:
+async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line, plan: IvrPlan) -> None:
+    prompts, invoices = plan.prompts, plan.specialties["tax-invoice"].name["zh"]
     caller_call = asyncio.create_task(line.call(waiting_caller(["2", "2"])))
     await line.until_waiting("desk-tax-invoice")
     status, live = await line.api("/api/live")
@@ -68,9 +70,10 @@ async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line) -> None
     agent_record = await agent_call(line, agent(["1001#", "1234#", "1"]))
     caller = await caller_call
     assert caller.answered_by == agent_record.call_sid
-    assert "您好，坐席已接通。" in caller.said
-    assert any(s.startswith("发票专席来电，工单尾号") for s in agent_record.said)
-    assert "暂无来电，请稍候；退出登录请按任意键。" in agent_record.said
+    assert prompts.agent_greet_caller["zh"] in caller.said
+    whisper = prompts.agent_whisper["zh"].partition("{ticket}")[0].format(desk=invoices)
+    assert any(s.startswith(whisper) for s in agent_record.said)  # the ticket's digits follow
+    assert prompts.agent_idle["zh"] in agent_record.said
     ticket = await line.ticket(caller.call_sid)
     assert ticket["answered_by"] == "1001" and ticket["answered_at"]
     assert ticket["status"] == "answered" and ticket["outcome"] == "answered-on-call"
@@ -108,9 +111,9 @@ async def test_backup_desk_only_when_the_primary_desks_are_empty(line: Line) -> 
     assert agent_record.bridged_with == [i.call_sid, r.call_sid]
 
 
-async def test_wrong_pin_three_times_ends_the_call(line: Line) -> None:
+async def test_wrong_pin_three_times_ends_the_call(line: Line, plan: IvrPlan) -> None:
     record = await agent_call(line, agent(["1001#", "0000#", "1001#", "1111#", "9999#", "1234#"]))
-    assert record.said[-1] == "登录失败，再见。"
+    assert record.said[-1] == plan.prompts.agent_locked["zh"]
     failures = events(line, "agent_login_failed")
     assert [f["attempt"] for f in failures] == [1, 2, 3]
     _, live = await line.api("/api/live")
@@ -176,7 +179,9 @@ async def test_only_one_of_two_server_processes_claims_a_caller(db_url: str) -> 
         await engine.dispose()
 
 
-async def test_overflow_by_time_to_a_backup_agent(db_url: str, tmp_path: Path) -> None:
+async def test_overflow_by_time_to_a_backup_agent(
+    db_url: str, tmp_path: Path, plan: IvrPlan
+) -> None:
     config = tmp_path / "config"
     shutil.copytree(CONFIG_DIR, config)
     specs = config / "specialties.yaml"
@@ -207,7 +212,7 @@ async def test_overflow_by_time_to_a_backup_agent(db_url: str, tmp_path: Path) -
         record = await agent_call(line, agent(["1002#", "1234#", "1", "1"]))
         i, g = await invoice, await general
         assert record.bridged_with == [i.call_sid, g.call_sid]
-        assert "如需留言并等待回电，请按1。" in i.said
+        assert plan.prompts.queue_offer_voicemail["zh"].format(key="1") in i.said
 
 
 async def test_ops_api_sets_agent_state_and_outcome(line: Line) -> None:
@@ -299,8 +304,9 @@ async def test_agents_added_through_the_ops_api_log_in_and_take_callers(line: Li
 
 
 async def test_an_agent_whose_login_fails_on_the_database_is_not_queued_as_a_caller(
-    line: Line, db_url: str
+    line: Line, db_url: str, plan: IvrPlan
 ) -> None:
+    prompts = plan.prompts
     engine = make_engine(db_url)
     async with engine.begin() as conn:
         await conn.execute(text("DROP TABLE agent_events"))
@@ -309,6 +315,6 @@ async def test_an_agent_whose_login_fails_on_the_database_is_not_queued_as_a_cal
     record = await agent_call(line, agent(["1001#", "1234#"]))
     assert record.application_error is None
     assert record.queue_results == [] and record.bridged_with == []
-    assert record.said[-1] == "抱歉，系统暂时无法登录，请稍后再拨。"
-    assert "抱歉，系统繁忙，正在为您转接综合咨询专席。" not in record.said
+    assert record.said[-1] == prompts.agent_system_error["zh"]
+    assert prompts.system_error["zh"] not in record.said
     assert events(line, "webhook_failed")[0]["path"] == "/twilio/agent-pin"
