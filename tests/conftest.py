@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hotline.config import LoadedConfig, load_config
+from ivr.model import IvrPlan
 from tests.support.databases import database_url
 from tests.support.paths import CONFIG_DIR
 from tests.support.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
@@ -15,6 +16,12 @@ from tests.support.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
 @pytest.fixture(scope="session")
 def shipped() -> LoadedConfig:
     return load_config(CONFIG_DIR)
+
+
+@pytest.fixture(scope="session")
+def plan(shipped: LoadedConfig) -> IvrPlan:
+    """The shipped IVR plan: its prompts, menus and desks are what a caller hears."""
+    return shipped.plan
 
 
 @pytest.fixture

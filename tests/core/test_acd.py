@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from hotline.auth.pins import hash_pin, is_pin_hash, verify_pin
-from hotline.config import LoadedConfig
 from ivr.actions import (
     AgentHook,
     AgentTarget,
@@ -86,11 +83,6 @@ def test_pins_are_salted_hashes() -> None:
     assert not verify_pin("1234", "plain-text") and not verify_pin("1234", "pbkdf2_sha256$x$y$z")
 
 
-@pytest.fixture
-def plan(shipped: LoadedConfig) -> IvrPlan:
-    return shipped.plan
-
-
 def said(actions: tuple[object, ...]) -> str:
     out = []
     for a in actions:
@@ -104,9 +96,9 @@ def said(actions: tuple[object, ...]) -> str:
 def test_login_then_the_next_caller_with_a_whisper(plan: IvrPlan) -> None:
     state = AgentCallState(lang="zh")
     state, actions = agent_step(plan, state, AgentCalled())
-    assert "请输入工号" in said(actions) and isinstance(actions[0], Gather)
+    assert plan.prompts.agent_login["zh"] in said(actions) and isinstance(actions[0], Gather)
     state, actions = agent_step(plan, state, AgentIdEntered("1001#"))
-    assert state.agent == "1001" and "请输入密码" in said(actions)
+    assert state.agent == "1001" and plan.prompts.agent_pin["zh"] in said(actions)
     state, actions = agent_step(plan, state, PinChecked(True))
     assert AgentChange(AgentState.READY, "logged in") in actions
     assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is AgentHook.NEXT
@@ -118,8 +110,10 @@ def test_login_then_the_next_caller_with_a_whisper(plan: IvrPlan) -> None:
         "我们 开 出去 的 专 票",
     )
     state, actions = agent_step(plan, state, NextCaller(caller))
-    assert "发票专席来电，工单尾号0 0 0 0 4 2。" in said(actions)
-    assert "来电人说：我们 开 出去 的 专 票" in said(actions)
+    invoices = plan.specialties["tax-invoice"].name["zh"]
+    whisper = plan.prompts.agent_whisper["zh"].format(desk=invoices, ticket="0 0 0 0 4 2")
+    assert whisper in said(actions)
+    assert plan.prompts.agent_said["zh"].format(words="我们 开 出去 的 专 票") in said(actions)
     dial = next(a for a in actions if isinstance(a, Dial))
     assert dial.queue == "desk-tax-invoice" and dial.greet.hook is AgentHook.GREET
     assert state.caller == caller.call_sid
@@ -129,10 +123,10 @@ def test_idle_agent_holds_then_looks_again(plan: IvrPlan) -> None:
     state = AgentCallState(lang="zh", agent="1001")
     state, actions = agent_step(plan, state, NextCaller(None), idle_recheck_s=7)
     gather = next(a for a in actions if isinstance(a, Gather))
-    assert "暂无来电" in said(actions) and gather.timeout_s == 7
+    assert plan.prompts.agent_idle["zh"] in said(actions) and gather.timeout_s == 7
     assert gather.target.hook is AgentHook.NEXT and isinstance(actions[-1], Redirect)
     state, actions = agent_step(plan, state, NextCaller(None), idle_recheck_s=7)
-    assert "暂无来电" not in said(actions)  # said once, not every round
+    assert plan.prompts.agent_idle["zh"] not in said(actions)  # said once, not every round
     _, actions = agent_step(plan, state, LogOut())
     assert AgentChange(AgentState.OFFLINE, "logged out") in actions
     assert isinstance(actions[-1], Hangup)
@@ -142,10 +136,10 @@ def test_wrong_pin_three_times_ends_the_call(plan: IvrPlan) -> None:
     state = AgentCallState(lang="zh", agent="1001")
     for attempt in range(1, MAX_PIN_TRIES):
         state, actions = agent_step(plan, state, PinChecked(False))
-        assert state.tries == attempt and "不正确" in said(actions)
+        assert state.tries == attempt and plan.prompts.agent_wrong["zh"] in said(actions)
         state = AgentCallState(lang="zh", agent="1001", tries=state.tries)
     _, actions = agent_step(plan, state, PinChecked(False))
-    assert isinstance(actions[-1], Hangup) and "登录失败" in said(actions)
+    assert isinstance(actions[-1], Hangup) and plan.prompts.agent_locked["zh"] in said(actions)
 
 
 def test_greet_records_who_answered_and_wrap_up_sets_the_outcome(plan: IvrPlan) -> None:

@@ -6,10 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from casework.tickets import Channel, RecordingKind, TicketStatus
-from hotline.config import LoadedConfig
 from ivr.actions import (
     Enqueue,
     Gather,
@@ -50,11 +47,6 @@ NOON = datetime(2026, 11, 30, 12, 0, tzinfo=SHANGHAI)
 NIGHT = datetime(2026, 11, 30, 2, 0, tzinfo=SHANGHAI)
 
 
-@pytest.fixture
-def plan(shipped: LoadedConfig) -> IvrPlan:
-    return shipped.plan
-
-
 def spoken(actions: tuple[object, ...]) -> str:
     parts: list[str] = []
     for a in actions:
@@ -81,7 +73,9 @@ def test_open_line_greets_in_chinese_and_offers_english(plan: IvrPlan) -> None:
     gather = next(a for a in actions if isinstance(a, Gather))
     langs = [p.lang for p in gather.prompt if isinstance(p, Say)]
     assert langs[0] == "zh" and langs[-1] == "en"
-    assert "12345" in spoken(actions) and "For English, press 9." in spoken(actions)
+    said = spoken(actions)
+    assert plan.prompts.greeting["zh"] in said
+    assert plan.prompts.switch_offer["en"].format(key="9") in said
     assert gather.target.hook is Hook.MENU and gather.target.state.node == "main"
     # Silence falls through the Gather to a no-input step, never to silence.
     assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is Hook.NO_INPUT
@@ -95,7 +89,8 @@ def test_two_keys_reach_a_desk_and_ticket_gets_path_desk_and_tier(plan: IvrPlan)
     assert (routed.specialty, routed.department) == ("tax-invoice", "tax-bureau")
     assert routed.menu_path == ("main.2", "tax.2")
     assert routed.tier is not None and routed.tier.value == "3-day"
-    assert "发票" in spoken(actions)
+    invoices = plan.specialties["tax-invoice"].name["zh"]
+    assert plan.prompts.connecting["zh"].format(desk=invoices) in spoken(actions)
     assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is Hook.ROUTE
     state, actions = step(plan, state, RoutingRequested({}))
     enqueue = next(a for a in actions if isinstance(a, Enqueue))
@@ -108,10 +103,11 @@ def test_english_switch_changes_the_whole_call(plan: IvrPlan) -> None:
     state, _ = step(plan, initial_state(plan), CallStarted(NOON))
     state, actions = press(plan, state, "9")
     assert state.lang == "en" and changes(actions)[0].language == "en"
-    assert "Please choose a service." in spoken(actions)
-    assert "中文服务请按9。" in spoken(actions)  # and back, offered in Chinese
+    assert plan.menus["main"].prompt["en"] in spoken(actions)
+    assert plan.prompts.switch_offer["zh"].format(key="9") in spoken(actions)  # and back
     state, actions = press(plan, state, "2", "4")
-    assert "Connecting you to the Tax refunds desk" in spoken(actions)
+    refunds = plan.specialties["tax-refund"].name["en"]
+    assert plan.prompts.connecting["en"].format(desk=refunds) in spoken(actions)
     state, actions = press(plan, replace(state, node="main", desk=None), "9")
     assert state.lang == "zh"
 
@@ -120,9 +116,9 @@ def test_star_repeats_and_pound_goes_back(plan: IvrPlan) -> None:
     state, _ = press(plan, initial_state(plan), "2")
     assert state.node == "tax"
     again, actions = press(plan, state, "*")
-    assert again == state and "税务事项" in spoken(actions)
+    assert again == state and plan.menus["tax"].prompt["zh"] in spoken(actions)
     back, actions = press(plan, state, "#")
-    assert back.node == "main" and "请选择服务类别" in spoken(actions)
+    assert back.node == "main" and plan.menus["main"].prompt["zh"] in spoken(actions)
     root_back, _ = press(plan, back, "#")
     assert root_back.node == "main"  # nowhere further back: the root again
 
@@ -137,13 +133,13 @@ def test_zero_reaches_general_desk_from_any_depth(plan: IvrPlan) -> None:
 def test_invalid_and_no_input_retry_then_general_desk(plan: IvrPlan) -> None:
     state, _ = press(plan, initial_state(plan), "2")
     state, actions = press(plan, state, "9")  # no option 9 in the tax menu
-    assert state.tries == 1 and "输入有误" in spoken(actions)
+    assert state.tries == 1 and plan.prompts.invalid["zh"] in spoken(actions)
     assert isinstance(actions[0], Gather)
     state, actions = step(plan, state, NoInput())
-    assert state.tries == 2 and "没有收到您的按键" in spoken(actions)
+    assert state.tries == 2 and plan.prompts.no_input["zh"] in spoken(actions)
     state, actions = step(plan, state, NoInput())
     assert state.desk == "general"
-    assert "综合咨询" in spoken(actions)
+    assert plan.prompts.too_many_tries["zh"] in spoken(actions)
     assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is Hook.ROUTE
 
 
@@ -207,21 +203,27 @@ def test_describe_records_with_a_finish_key_and_silence_goes_back(plan: IvrPlan)
     assert record.target.hook is Hook.DESCRIBED and record.finish_on_key == "#"
     assert isinstance(actions[-1], Redirect) and actions[-1].target.hook is Hook.NO_INPUT
     again, actions = step(plan, state, RecordingMissing(RecordingKind.DESCRIPTION))
-    assert again.tries == 1 and "没有收到您的按键" in spoken(actions)
+    assert again.tries == 1 and plan.prompts.no_input["zh"] in spoken(actions)
 
 
 def test_queue_wait_says_position_and_offers_voicemail_every_third_loop(plan: IvrPlan) -> None:
     state = CallState(lang="zh", node="tax", desk="tax-invoice", queue="desk-tax-invoice")
+    prompts = plan.prompts
     state, actions = step(plan, state, QueueWaiting(position=4, avg_wait_s=130))
-    assert "您前面还有3位" in spoken(actions) and "约3分钟" in spoken(actions)
+    said = spoken(actions)
+    assert prompts.queue_position["zh"].format(ahead=3) in said
+    assert prompts.queue_estimate["zh"].format(minutes=3) in said
     assert any(isinstance(a, Pause) for a in actions)
     assert not any(isinstance(a, Gather) for a in actions)
     assert state.loop == 1
     state, actions = step(plan, state, QueueWaiting(position=1, avg_wait_s=0))
-    assert "您是下一位" in spoken(actions) and "分钟" not in spoken(actions)
+    said = spoken(actions)
+    estimate, _, _ = prompts.queue_estimate["zh"].partition("{minutes}")  # no estimate at all
+    assert prompts.queue_next["zh"] in said and estimate and estimate not in said
     state, actions = step(plan, state, QueueWaiting(position=1, avg_wait_s=0))
     gather = next(a for a in actions if isinstance(a, Gather))
-    assert gather.target.hook is Hook.QUEUE_KEY and "请按1" in spoken(actions)
+    offer = prompts.queue_offer_voicemail["zh"].format(key="1")
+    assert gather.target.hook is Hook.QUEUE_KEY and offer in spoken(actions)
 
 
 def test_press_one_in_queue_leaves_for_voicemail(plan: IvrPlan) -> None:
@@ -265,7 +267,7 @@ def test_rescue_sends_the_call_to_the_general_queue(plan: IvrPlan) -> None:
     state = CallState(lang="en", node="whatever")
     joined, actions = rescue(plan, state, Hook.MENU)
     assert joined.desk == "general"
-    assert "Sorry, something went wrong" in spoken(actions)
+    assert plan.prompts.system_error["en"] in spoken(actions)
     assert next(a for a in actions if isinstance(a, Enqueue)).queue == "desk-general"
 
 
@@ -311,7 +313,8 @@ def test_sure_words_are_confirmed_and_silence_accepts(plan: IvrPlan) -> None:
     state, actions = step(plan, state, understood(("tax-invoice", 0.8), ("tax-filing", 0.1)))
     change = changes(actions)[0]
     assert change.understanding is not None and change.appeal is AppealType.COMPLAINT
-    assert "您反映的是发票方面的问题" in spoken(actions)
+    invoices = plan.specialties["tax-invoice"].name["zh"]
+    assert plan.prompts.understood_confirm["zh"].format(desk=invoices) in spoken(actions)
     gather = next(a for a in actions if isinstance(a, Gather))
     assert gather.target.hook is Hook.CONFIRM and isinstance(actions[-1], Redirect)
     state, actions = step(plan, state, ConfirmAnswered(""))
@@ -333,7 +336,10 @@ def test_middling_words_offer_two_desks(plan: IvrPlan) -> None:
     state, actions = step(
         plan, initial_state(plan), understood(("housing-fund", 0.4), ("social-insurance", 0.35))
     )
-    assert "如果是住房公积金方面的问题，请按1；如果是社会保险，请按2" in spoken(actions)
+    first = plan.specialties["housing-fund"].name["zh"]
+    second = plan.specialties["social-insurance"].name["zh"]
+    offer = plan.prompts.understood_choose["zh"].format(first=first, second=second)
+    assert offer in spoken(actions)
     assert state.offer == ("housing-fund", "social-insurance")
     chosen, actions = step(plan, state, ChoiceAnswered("2"))
     assert chosen.desk == "social-insurance" and changes(actions)[0].choice == "social-insurance"
@@ -347,11 +353,12 @@ def test_unclear_words_are_asked_again_then_the_keys(plan: IvrPlan) -> None:
     state, _ = press(plan, initial_state(plan), "8")
     unclear = Described(REC, Understanding("", (), AppealType.UNKNOWN, "silence"))
     state, actions = step(plan, state, unclear)
-    assert "请在提示音后再说一遍" in spoken(actions)
+    assert plan.prompts.not_understood["zh"] in spoken(actions)
     assert any(isinstance(a, Record) for a in actions) and state.tries == 1
     low = understood(("pollution", 0.1), ("water-supply", 0.05))
     state, actions = step(plan, state, low)
-    assert "请用按键选择" in spoken(actions) and state.node == "main" and state.tries == 0
+    said = spoken(actions)
+    assert plan.prompts.use_keys["zh"] in said and state.node == "main" and state.tries == 0
 
 
 def test_waiting_past_the_desks_maximum_with_nobody_ready_is_overdue(plan: IvrPlan) -> None:

@@ -39,6 +39,7 @@ from hotline.carrier import (
     twiml,
 )
 from hotline.carrier.terminal import TerminalCaller, run_terminal_call
+from tests.support.waiting import eventually
 
 PUBLIC_URL = "https://hotline.example.gov"
 TOKEN = "test-auth-token-0123456789"
@@ -432,11 +433,7 @@ async def test_a_full_queue_answers_queue_full_immediately() -> None:
     gate = asyncio.Event()
     async with serving(twiml_app, queue_max_size={"support": 1}) as carrier:
         first = asyncio.create_task(carrier.place_call(ScriptedCaller(queue_gate=gate)))
-        for _ in range(500):
-            if carrier.queue_size("support") == 1:
-                break
-            await asyncio.sleep(0.01)
-        assert carrier.queue_size("support") == 1
+        await until_queued(carrier, 1)
 
         second = await carrier.place_call(ScriptedCaller())
         gate.set()
@@ -735,11 +732,7 @@ def holding_caller() -> ScriptedCaller:
 
 
 async def until_queued(carrier: VirtualCarrier, size: int, queue: str = "support") -> None:
-    for _ in range(500):
-        if carrier.queue_size(queue) == size:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{queue} never reached {size} members")
+    await eventually(lambda: carrier.queue_size(queue) == size, f"{queue} at {size} members")
 
 
 def status_of(twiml_app: TwimlApp, call_sid: str) -> dict[str, str]:
@@ -910,10 +903,7 @@ async def test_a_caller_who_joins_while_the_dial_waits_is_connected() -> None:
     async with serving(twiml_app, dial_wait_scale=0.1) as carrier:
         agent = ScriptedCaller(bridge=BridgeEnd("caller", 5))
         dialing = asyncio.create_task(carrier.place_call(agent, from_number=AGENT))
-        for _ in range(500):
-            if twiml_app.to(VOICE):
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: twiml_app.to(VOICE), "the agent's call answered")
         await asyncio.sleep(0.2)  # the agent is now waiting in its <Dial>
         assert not dialing.done()
         record = await asyncio.wait_for(

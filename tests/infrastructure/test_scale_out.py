@@ -7,24 +7,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hotline.carrier.callers import QueueChoice, QueuePlan, ScriptedCaller
 from hotline.carrier.carrier import CallRecord
+from hotline.config import load_config
 from tests.support.line import ADMIN_TOKEN, Line, running_line
 from tests.support.paths import CONFIG_DIR
 from tests.support.redis_proxy import redis_or_skip, redis_proxy, unique_prefix
+from tests.support.waiting import eventually
 
 TO = "+8610123450000"
-# What a refused caller hears, as the shipped prompts say it.
-REFUSAL = yaml.safe_load((CONFIG_DIR / "prompts.yaml").read_text(encoding="utf-8"))["rate_limited"]
+# What a refused caller hears, as the shipped config says it.
+REFUSAL = load_config(CONFIG_DIR).plan.prompts.rate_limited
 
 
 def refused(call: CallRecord) -> bool:
@@ -156,7 +156,7 @@ async def test_redis_outage_degrades_and_recovers(db_url: str, redis_url: str, p
 
             await proxy.restore()
             for line in (a, b):
-                await _eventually(functools.partial(_health, line), ("ok", "ok"))
+                await eventually(functools.partial(_healthy, line), "Redis's health back")
             other = "+8613900004444"
             assert not refused(await to_general_desk(a, other))
             assert not refused(await to_general_desk(b, other))
@@ -178,13 +178,8 @@ async def _health(line: Line) -> tuple[str, str]:
     return body["status"], body["redis"]
 
 
-async def _eventually(
-    probe: Callable[[], Awaitable[Any]], expected: Any, within_s: float = 5.0
-) -> None:
-    deadline = time.monotonic() + within_s
-    while (seen := await probe()) != expected:
-        assert time.monotonic() < deadline, f"still {seen}, not {expected}"
-        await asyncio.sleep(0.1)
+async def _healthy(line: Line) -> bool:
+    return await _health(line) == ("ok", "ok")
 
 
 Snapshots = Callable[[float], Awaitable[dict[str, Any]]]

@@ -27,6 +27,7 @@ from hotline.carrier.callers import ScriptedCaller
 from hotline.cli import main
 from hotline.settings import Settings, SettingsError
 from hotline.understanding.queue import RECOGNISE_JOB, QueuedSpeech
+from ivr.model import IvrPlan
 from speech.pool import SpeechProblem
 from tests.support.line import Line, running_line
 from tests.support.paths import CONFIG_DIR, ROOT
@@ -42,6 +43,7 @@ from tests.support.recordings import (
     spoken,
 )
 from tests.support.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
+from tests.support.waiting import eventually
 
 DEADLINE_S = 4.0  # recognition.deadline_s, as shipped
 TAX_INVOICE = AUDIO / "tax_invoice_zh.wav"  # 我们开出去的专票对方说抵扣不了
@@ -215,13 +217,14 @@ async def line(
         yield running
 
 
-async def says_tax_invoice(line: Line, recordings: Recordings) -> None:
+async def says_tax_invoice(line: Line, recordings: Recordings, plan: IvrPlan) -> None:
+    prompts, invoices = plan.prompts, plan.specialties["tax-invoice"].name["zh"]
     caller = ScriptedCaller(keys=["8", None], recordings=[spoken(recordings, "tax_invoice_zh")])
     record = await line.call(caller)
     assert record.application_error is None
     ticket = await line.ticket(record.call_sid)
     assert ticket["classification"]["problem"] is None, ticket["classification"]
-    assert "您反映的是发票方面的问题，如果不对，请按任意键。" in heard(record)
+    assert prompts.understood_confirm["zh"].format(desk=invoices) in heard(record)
     assert enqueued(record) == [("desk-tax-invoice", "bridged")]
     ticket = await line.ticket(record.call_sid)
     assert "抵扣" in ticket["transcript"]
@@ -229,7 +232,7 @@ async def says_tax_invoice(line: Line, recordings: Recordings) -> None:
     assert ticket["specialty"] == "tax-invoice" and ticket["status"] == "answered"
 
 
-async def gets_the_key_menu_in_time(line: Line, recordings: Recordings) -> str:
+async def gets_the_key_menu_in_time(line: Line, recordings: Recordings, plan: IvrPlan) -> str:
     """The caller describes the matter, no worker answers: the key menu within the deadline."""
     caller = ScriptedCaller(keys=["8", "2", "3"], recordings=[spoken(recordings, "tax_invoice_zh")])
     started = time.perf_counter()
@@ -237,7 +240,7 @@ async def gets_the_key_menu_in_time(line: Line, recordings: Recordings) -> str:
     elapsed = time.perf_counter() - started
     assert elapsed < DEADLINE_S + 1.0, elapsed
     assert record.application_error is None
-    assert "抱歉，请用按键选择。" in heard(record)
+    assert plan.prompts.use_keys["zh"] in heard(record)
     assert enqueued(record) == [("desk-tax-filing", "bridged")]
     ticket = await line.ticket(record.call_sid)
     assert ticket["classification"]["problem"] == "speech-timeout"
@@ -263,21 +266,22 @@ def alive(pid: int) -> bool:
 async def queue_empties(redis_url: str, queue: str) -> None:
     """The webhook that gave up took its job off the queue: no worker will ever start it."""
     client = Redis.from_url(redis_url)
+
+    async def empty() -> bool:
+        left: int = await client.zcard(queue)
+        return left == 0
+
     try:
-        for _ in range(50):
-            if await client.zcard(queue) == 0:
-                return
-            await asyncio.sleep(0.02)
-        pytest.fail(f"jobs left on {queue}: {await client.zrange(queue, 0, -1)}")
+        await eventually(empty, f"no job left on {queue}", timeout_s=1.0)
     finally:
         await client.aclose()
 
 
 async def test_a_caller_is_understood_by_a_speech_worker_through_the_queue(
-    line: Line, recordings: Recordings, worker: SpeechWorker
+    line: Line, recordings: Recordings, worker: SpeechWorker, plan: IvrPlan
 ) -> None:
     done = len(worker.events("speech_job"))
-    await says_tax_invoice(line, recordings)
+    await says_tax_invoice(line, recordings, plan)
     jobs = worker.events("speech_job")[done:]
     assert jobs and all(j["problem"] is None and j["lang"] == "zh" for j in jobs)
     assert jobs[0]["passes"] == "free"
@@ -285,13 +289,13 @@ async def test_a_caller_is_understood_by_a_speech_worker_through_the_queue(
 
 
 async def test_a_stalled_worker_gives_the_key_menu_in_time_and_never_runs_stale_jobs(
-    line: Line, recordings: Recordings, worker: SpeechWorker, redis_url: str
+    line: Line, recordings: Recordings, worker: SpeechWorker, redis_url: str, plan: IvrPlan
 ) -> None:
     done = len(worker.events("speech_job"))
     stale_id = f"stale-{uuid.uuid4().hex}"
     worker.signal(signal.SIGSTOP)
     try:
-        await gets_the_key_menu_in_time(line, recordings)
+        await gets_the_key_menu_in_time(line, recordings, plan)
         await queue_empties(redis_url, worker.queue)
         # A job whose webhook died before it could take it back: it expires unstarted.
         client = ArqRedis(ConnectionPool.from_url(redis_url))
@@ -314,7 +318,7 @@ async def test_a_stalled_worker_gives_the_key_menu_in_time_and_never_runs_stale_
     finally:
         worker.signal(signal.SIGCONT)
     # The worker is back: the next caller is understood, and nothing stale was decoded.
-    await says_tax_invoice(line, recordings)
+    await says_tax_invoice(line, recordings, plan)
     jobs = worker.events("speech_job")[done:]
     assert jobs and all(j["problem"] is None for j in jobs)
     assert stale_id not in {j["job"] for j in jobs}
@@ -328,6 +332,7 @@ async def test_with_the_worker_killed_callers_get_the_key_menu_until_one_is_back
     worker: SpeechWorker,
     recordings: Recordings,
     tmp_path: Path,
+    plan: IvrPlan,
 ) -> None:
     async with queued_line(
         f"sqlite+aiosqlite:///{tmp_path / 'killed.db'}",
@@ -338,23 +343,20 @@ async def test_with_the_worker_killed_callers_get_the_key_menu_until_one_is_back
         tmp_path,
         recordings,
     ) as line:
-        await says_tax_invoice(line, recordings)
+        await says_tax_invoice(line, recordings, plan)
         decoders = worker.decoders()
         assert decoders, "no decoding process under the speech worker"
         worker.process.kill()
         worker.process.wait(10)
-        await gets_the_key_menu_in_time(line, recordings)
+        await gets_the_key_menu_in_time(line, recordings, plan)
         await queue_empties(redis_url, worker.queue)
         # Its decoding processes do not linger, holding their models, once it is gone.
-        for _ in range(50):
-            if not any(map(alive, decoders)):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail(f"decoders {decoders} outlived their speech worker")
+        await eventually(
+            lambda: not any(map(alive, decoders)), f"decoders {decoders} gone with their worker"
+        )
         done = len(worker.events("speech_job"))
         await asyncio.to_thread(worker.restart)
-        await says_tax_invoice(line, recordings)
+        await says_tax_invoice(line, recordings, plan)
         jobs = worker.events("speech_job")[done:]
         assert jobs and all(j["problem"] is None for j in jobs)
 

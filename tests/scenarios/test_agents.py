@@ -22,9 +22,11 @@ from hotline.store.agents import AgentStore
 from hotline.store.engine import make_engine, upgrade
 from hotline.store.tickets import CallRef, TicketStore
 from ivr.actions import TicketChange
+from ivr.model import IvrPlan
 from routing.acd import Agent, DeskLevel
 from tests.support.line import Line, running_line
 from tests.support.paths import CONFIG_DIR
+from tests.support.waiting import eventually
 
 AGENT_NUMBER = "+8613800000001"
 
@@ -53,21 +55,14 @@ async def agent_call(line: Line, caller: ScriptedCaller) -> CallRecord:
     )
 
 
-async def until_waiting(line: Line, queue: str, count: int) -> None:
-    for _ in range(500):
-        if line.carrier.queue_size(queue) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{queue} never had {count} callers")
-
-
 def events(line: Line, name: str) -> list[dict[str, Any]]:
     return [e for e in map(json.loads, line.log.getvalue().splitlines()) if e["event"] == name]
 
 
-async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line) -> None:
+async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line, plan: IvrPlan) -> None:
+    prompts, invoices = plan.prompts, plan.specialties["tax-invoice"].name["zh"]
     caller_call = asyncio.create_task(line.call(waiting_caller(["2", "2"])))
-    await until_waiting(line, "desk-tax-invoice", 1)
+    await line.until_waiting("desk-tax-invoice")
     status, live = await line.api("/api/live")
     desk = next(d for d in live["desks"] if d["id"] == "tax-invoice")
     assert status == 200 and desk["waiting"] == 1 and live["desks"][0]["id"] == "tax-invoice"
@@ -75,9 +70,10 @@ async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line) -> None
     agent_record = await agent_call(line, agent(["1001#", "1234#", "1"]))
     caller = await caller_call
     assert caller.answered_by == agent_record.call_sid
-    assert "您好，坐席已接通。" in caller.said
-    assert any(s.startswith("发票专席来电，工单尾号") for s in agent_record.said)
-    assert "暂无来电，请稍候；退出登录请按任意键。" in agent_record.said
+    assert prompts.agent_greet_caller["zh"] in caller.said
+    whisper = prompts.agent_whisper["zh"].partition("{ticket}")[0].format(desk=invoices)
+    assert any(s.startswith(whisper) for s in agent_record.said)  # the ticket's digits follow
+    assert prompts.agent_idle["zh"] in agent_record.said
     ticket = await line.ticket(caller.call_sid)
     assert ticket["answered_by"] == "1001" and ticket["answered_at"]
     assert ticket["status"] == "answered" and ticket["outcome"] == "answered-on-call"
@@ -93,10 +89,10 @@ async def test_an_agent_logs_in_and_takes_the_waiting_caller(line: Line) -> None
 
 async def test_longest_waiting_first_across_two_desks(line: Line) -> None:
     first = asyncio.create_task(line.call(waiting_caller(["2", "3"])))  # tax filing
-    await until_waiting(line, "desk-tax-filing", 1)
+    await line.until_waiting("desk-tax-filing")
     line.clock.now += timedelta(seconds=30)
     second = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # tax invoice
-    await until_waiting(line, "desk-tax-invoice", 1)
+    await line.until_waiting("desk-tax-invoice")
     agent_record = await agent_call(line, agent(["1001#", "1234#", "2", "3"]))
     a, b = await first, await second
     assert agent_record.bridged_with == [a.call_sid, b.call_sid]
@@ -106,18 +102,18 @@ async def test_longest_waiting_first_across_two_desks(line: Line) -> None:
 
 async def test_backup_desk_only_when_the_primary_desks_are_empty(line: Line) -> None:
     backup = asyncio.create_task(line.call(waiting_caller(["2", "4"])))  # tax refund: backup
-    await until_waiting(line, "desk-tax-refund", 1)
+    await line.until_waiting("desk-tax-refund")
     line.clock.now += timedelta(seconds=30)
     primary = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # joined later
-    await until_waiting(line, "desk-tax-invoice", 1)
+    await line.until_waiting("desk-tax-invoice")
     agent_record = await agent_call(line, agent(["1001#", "1234#", "1", "1"]))
     r, i = await backup, await primary
     assert agent_record.bridged_with == [i.call_sid, r.call_sid]
 
 
-async def test_wrong_pin_three_times_ends_the_call(line: Line) -> None:
+async def test_wrong_pin_three_times_ends_the_call(line: Line, plan: IvrPlan) -> None:
     record = await agent_call(line, agent(["1001#", "0000#", "1001#", "1111#", "9999#", "1234#"]))
-    assert record.said[-1] == "登录失败，再见。"
+    assert record.said[-1] == plan.prompts.agent_locked["zh"]
     failures = events(line, "agent_login_failed")
     assert [f["attempt"] for f in failures] == [1, 2, 3]
     _, live = await line.api("/api/live")
@@ -126,7 +122,7 @@ async def test_wrong_pin_three_times_ends_the_call(line: Line) -> None:
 
 async def test_agent_hangs_up_in_wrap_up(line: Line) -> None:
     caller_call = asyncio.create_task(line.call(waiting_caller(["0"])))
-    await until_waiting(line, "desk-general", 1)
+    await line.until_waiting("desk-general")
     # Agent 1002 serves the general desk; no outcome key: the agent hangs up in wrap-up.
     record = await agent_call(line, agent(["1002#", "1234#"]))
     caller = await caller_call
@@ -139,7 +135,7 @@ async def test_agent_hangs_up_in_wrap_up(line: Line) -> None:
 
 async def test_two_agents_ready_for_one_caller(line: Line) -> None:
     caller_call = asyncio.create_task(line.call(waiting_caller(["2", "2"])))
-    await until_waiting(line, "desk-tax-invoice", 1)
+    await line.until_waiting("desk-tax-invoice")
     # 1001 (primary) and 1002 (backup for tax-invoice) log in at once; one caller.
     one, two = await asyncio.gather(
         agent_call(line, agent(["1001#", "1234#", "1"])),
@@ -183,7 +179,9 @@ async def test_only_one_of_two_server_processes_claims_a_caller(db_url: str) -> 
         await engine.dispose()
 
 
-async def test_overflow_by_time_to_a_backup_agent(db_url: str, tmp_path: Path) -> None:
+async def test_overflow_by_time_to_a_backup_agent(
+    db_url: str, tmp_path: Path, plan: IvrPlan
+) -> None:
     config = tmp_path / "config"
     shutil.copytree(CONFIG_DIR, config)
     specs = config / "specialties.yaml"
@@ -200,20 +198,21 @@ async def test_overflow_by_time_to_a_backup_agent(db_url: str, tmp_path: Path) -
             queue=QueuePlan(waits=3, then=QueueChoice.HANGUP, patience=20),
         )
         invoice = asyncio.create_task(line.call(patient))
-        await until_waiting(line, "desk-tax-invoice", 1)
+        await line.until_waiting("desk-tax-invoice")
         first = line.carrier.calls[0].call_sid
-        for _ in range(500):
-            if "no agent ready" in json.dumps((await line.ticket(first))["history"]):
-                break
-            await asyncio.sleep(0.02)
+
+        async def overdue() -> bool:
+            return "no agent ready" in json.dumps((await line.ticket(first))["history"])
+
+        await eventually(overdue, "the caller's wait past the desk's maximum noted")
         line.clock.now += timedelta(seconds=30)  # the general caller joins later
         general = asyncio.create_task(line.call(waiting_caller(["0"])))
-        await until_waiting(line, "desk-general", 1)
+        await line.until_waiting("desk-general")
         # 1002: general is primary, tax-invoice only backup; the overdue caller comes first.
         record = await agent_call(line, agent(["1002#", "1234#", "1", "1"]))
         i, g = await invoice, await general
         assert record.bridged_with == [i.call_sid, g.call_sid]
-        assert "如需留言并等待回电，请按1。" in i.said
+        assert plan.prompts.queue_offer_voicemail["zh"].format(key="1") in i.said
 
 
 async def test_ops_api_sets_agent_state_and_outcome(line: Line) -> None:
@@ -238,13 +237,13 @@ async def test_ops_api_sets_agent_state_and_outcome(line: Line) -> None:
 async def test_two_agents_and_three_callers(line: Line) -> None:
     """The issue's acceptance: every caller reaches an agent of the right desk in order."""
     c1 = asyncio.create_task(line.call(waiting_caller(["2", "3"])))  # tax filing, first
-    await until_waiting(line, "desk-tax-filing", 1)
+    await line.until_waiting("desk-tax-filing")
     line.clock.now += timedelta(seconds=30)
     c2 = asyncio.create_task(line.call(waiting_caller(["0"])))  # general
-    await until_waiting(line, "desk-general", 1)
+    await line.until_waiting("desk-general")
     line.clock.now += timedelta(seconds=30)
     c3 = asyncio.create_task(line.call(waiting_caller(["2", "2"])))  # tax invoice, last
-    await until_waiting(line, "desk-tax-invoice", 1)
+    await line.until_waiting("desk-tax-invoice")
     # 1001 serves tax-invoice and tax-filing; 1002 the general desk (tax-invoice as backup).
     a1, a2 = await asyncio.gather(
         agent_call(line, agent(["1001#", "1234#", "1", "2"])),
@@ -293,7 +292,7 @@ async def test_agents_added_through_the_ops_api_log_in_and_take_callers(line: Li
     added = next(a for a in listed["agents"] if a["id"] == "2001")
     assert added["defined_in"] == "api" and "pin" not in added and "pin_hash" not in added
     caller_call = asyncio.create_task(line.call(waiting_caller(["2", "4"])))  # tax refund
-    await until_waiting(line, "desk-tax-refund", 1)
+    await line.until_waiting("desk-tax-refund")
     record = await agent_call(line, agent(["2001#", "2468#", "1"]))
     caller = await caller_call
     assert caller.answered_by == record.call_sid
@@ -305,8 +304,9 @@ async def test_agents_added_through_the_ops_api_log_in_and_take_callers(line: Li
 
 
 async def test_an_agent_whose_login_fails_on_the_database_is_not_queued_as_a_caller(
-    line: Line, db_url: str
+    line: Line, db_url: str, plan: IvrPlan
 ) -> None:
+    prompts = plan.prompts
     engine = make_engine(db_url)
     async with engine.begin() as conn:
         await conn.execute(text("DROP TABLE agent_events"))
@@ -315,6 +315,6 @@ async def test_an_agent_whose_login_fails_on_the_database_is_not_queued_as_a_cal
     record = await agent_call(line, agent(["1001#", "1234#"]))
     assert record.application_error is None
     assert record.queue_results == [] and record.bridged_with == []
-    assert record.said[-1] == "抱歉，系统暂时无法登录，请稍后再拨。"
-    assert "抱歉，系统繁忙，正在为您转接综合咨询专席。" not in record.said
+    assert record.said[-1] == prompts.agent_system_error["zh"]
+    assert prompts.system_error["zh"] not in record.said
     assert events(line, "webhook_failed")[0]["path"] == "/twilio/agent-pin"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,8 +20,9 @@ from hotline.store.tickets import CallRef, TicketStore
 from ivr.actions import TicketChange
 from routing.tiers import FeedbackTier
 from tests.support.config_files import edit, errors_of, line_of
-from tests.support.line import SHANGHAI, running_line
+from tests.support.line import SHANGHAI, Line, running_line
 from tests.support.paths import CONFIG_DIR
+from tests.support.waiting import eventually
 
 # The State Council's 2026 arrangement, as far as these tests need it.
 NATIONAL_DAY = {date(2026, 10, d) for d in range(1, 8)}
@@ -34,6 +35,12 @@ CHINA_2026 = WorkCalendar(
     ),
 )
 PLAIN = WorkCalendar()
+
+
+async def reloaded(line: Line, before: str) -> dict[str, Any] | None:
+    """What /healthz says once the running line serves a config other than `before`."""
+    _, health = await line.api("/healthz", token=None)
+    return health if health["config"]["digest"] != before else None
 
 
 def local(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
@@ -277,12 +284,8 @@ async def test_a_friday_call_is_due_on_wednesday_and_a_new_holiday_counts_at_onc
         before = health["config"]["digest"]
         # Ops declare Monday 7 December a holiday; the running line picks it up.
         edit(config / "tiers.yaml", "  - 2026-10-07\n", "  - 2026-10-07\n  - 2026-12-07\n")
-        for _ in range(100):
-            _, health = await line.api("/healthz", token=None)
-            if health["config"]["digest"] != before:
-                break
-            await asyncio.sleep(0.05)
-        assert health["config"]["digest"] != before and not health["config"]["errors"]
+        health = await eventually(lambda: reloaded(line, before), "the holiday taken up")
+        assert not health["config"]["errors"]
         record = await line.call(ScriptedCaller(keys=["2", "2"], queue=answered))
         ticket = await line.ticket(record.call_sid)
         assert datetime.fromisoformat(ticket["due_at"]) == local(2026, 12, 11)  # end of Thu

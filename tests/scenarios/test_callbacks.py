@@ -37,6 +37,7 @@ from hotline.store.tickets import TicketStore
 from hotline.twilio.rest import TwilioDialer
 from hotline.web.keys import DISPATCHER, JOBS
 from ivr.actions import Gather, Hangup, Hook, Play, Redirect, Say, Target
+from ivr.model import IvrPlan
 from ivr.outbound import Answered, Heard, Keyed, OwedCallFacts, Rated, outbound_step
 from ivr.state import OutboundState
 from tests.support.line import ADMIN_TOKEN, AUTH_TOKEN, NIGHT, SHANGHAI, Line, running_line
@@ -107,8 +108,9 @@ def test_the_callback_call_offers_the_desk_and_the_message(shipped: Any) -> None
     assert isinstance(actions[0], Heard) and isinstance(actions[1], Gather)
     intro = actions[1].prompt[0]
     assert isinstance(intro, Say)
-    assert "about ticket E20261130-000007" in intro.text
-    assert "connected to the Invoices (fapiao) desk now, press 1" in intro.text
+    invoices = plan.specialties["tax-invoice"].name["en"]
+    said = plan.prompts.callback_intro["en"].format(ticket="E20261130-000007", desk=invoices)
+    assert said in intro.text
     _, actions = outbound_step(plan, owed, state, Keyed("1"))
     redirect = actions[-1]
     assert isinstance(redirect, Redirect) and isinstance(redirect.target, Target)
@@ -182,7 +184,7 @@ async def answer(
 
 
 async def test_message_left_at_2350_is_returned_at_0600_to_the_right_desk(
-    line: Line, api: CallsApi
+    line: Line, api: CallsApi, plan: IvrPlan
 ) -> None:
     number = await leave_message_for_tax_invoices(line)
     jobs = await line.app[JOBS].jobs_of(number)
@@ -205,7 +207,8 @@ async def test_message_left_at_2350_is_returned_at_0600_to_the_right_desk(
     caller = ScriptedCaller(keys=["1"], queue=QueuePlan(waits=0, then=QueueChoice.HANGUP))
     record = await answer(line, placed, caller)
     said = " ".join(record.said)
-    assert f"就您的工单{number}给您回电" in said and "接通发票专席请按1" in said
+    invoices = plan.specialties["tax-invoice"].name["zh"]
+    assert plan.prompts.callback_intro["zh"].format(ticket=number, desk=invoices) in said
     assert [q.queue for q in record.queue_results] == ["desk-tax-invoice"]
     async with line.app[JOBS].engine.connect() as conn:
         member = (
@@ -274,7 +277,7 @@ async def test_a_number_the_api_refuses_counts_as_a_failed_attempt(
 
 
 async def test_survey_after_resolution_reopens_a_dissatisfied_ticket(
-    line: Line, api: CallsApi
+    line: Line, api: CallsApi, plan: IvrPlan
 ) -> None:
     line.clock.now = MORNING + timedelta(hours=3)
     record = await line.call(ScriptedCaller(keys=["2", "2"]))
@@ -293,7 +296,9 @@ async def test_survey_after_resolution_reopens_a_dissatisfied_ticket(
     placed = api.created[-1]
     record = await answer(line, placed, ScriptedCaller(keys=["3"]))
     said = " ".join(record.said)
-    assert "满意请按1" in said and "退回承办部门重新办理" in said
+    prompts, invoices = plan.prompts, plan.specialties["tax-invoice"].name["zh"]
+    assert prompts.survey_intro["zh"].format(ticket=number, desk=invoices) in said
+    assert prompts.survey_reopened["zh"] in said
     _, ticket = await line.api(f"/api/tickets/{number}")
     assert ticket["satisfaction"] == "dissatisfied" and ticket["satisfaction_at"]
     assert ticket["status"] == "reopened"

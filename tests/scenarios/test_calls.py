@@ -10,15 +10,17 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hotline.carrier.callers import QueueChoice, QueuePlan, Recording, ScriptedCaller
 from hotline.carrier.carrier import CallRecord
 from hotline.config import LoadedConfig
-from ivr.model import ToMenu, ToSpecialty
+from ivr.model import IvrPlan, ToMenu, ToSpecialty
 from tests.support.line import NIGHT, SHANGHAI, Line, running_line
 from tests.support.paths import CONFIG_DIR
+from tests.support.waiting import eventually
 
 
 def heard(record: CallRecord) -> str:
@@ -35,13 +37,16 @@ async def line(db_url: str) -> AsyncIterator[Line]:
         yield running
 
 
-async def test_chinese_caller_reaches_tax_invoice_desk_and_is_answered(line: Line) -> None:
+async def test_chinese_caller_reaches_tax_invoice_desk_and_is_answered(
+    line: Line, plan: IvrPlan
+) -> None:
     caller = ScriptedCaller(keys=["2", "2"], queue=QueuePlan(waits=1, then=QueueChoice.BRIDGED))
     record = await line.call(caller)
     assert record.application_error is None
-    assert "欢迎致电12345企业服务热线" in heard(record)
-    assert "正在为您转接发票专席" in heard(record)
-    assert "您是下一位" in heard(record)
+    invoices = plan.specialties["tax-invoice"].name["zh"]
+    assert plan.prompts.greeting["zh"] in heard(record)
+    assert plan.prompts.connecting["zh"].format(desk=invoices) in heard(record)
+    assert plan.prompts.queue_next["zh"] in heard(record)
     assert enqueued(record) == [("desk-tax-invoice", "bridged")]
     assert record.heard[0].language == "zh-CN"
     ticket = await line.ticket(record.call_sid)
@@ -65,12 +70,15 @@ async def test_chinese_caller_reaches_tax_invoice_desk_and_is_answered(line: Lin
     ]
 
 
-async def test_english_caller_hangs_up_in_queue(line: Line) -> None:
+async def test_english_caller_hangs_up_in_queue(line: Line, plan: IvrPlan) -> None:
     caller = ScriptedCaller(keys=["9", "2", "4"], queue=QueuePlan(waits=0, then=QueueChoice.HANGUP))
     record = await line.call(caller)
-    assert "Please choose a service." in heard(record)
-    assert "Connecting you to the Tax refunds desk, please hold." in heard(record)
-    english = [h for h in record.heard if h.text.startswith("Connecting")]
+    assert plan.menus["main"].prompt["en"] in heard(record)
+    connecting = plan.prompts.connecting["en"].format(
+        desk=plan.specialties["tax-refund"].name["en"]
+    )
+    assert connecting in heard(record)
+    english = [h for h in record.heard if h.text.startswith(connecting)]
     assert english[0].language == "en-US"
     assert enqueued(record) == [("desk-tax-refund", "hangup")]
     ticket = await line.ticket(record.call_sid)
@@ -78,60 +86,63 @@ async def test_english_caller_hangs_up_in_queue(line: Line) -> None:
     assert ticket["queue_result"] == "hangup"
 
 
-async def test_no_input_until_the_general_desk(line: Line) -> None:
+async def test_no_input_until_the_general_desk(line: Line, plan: IvrPlan) -> None:
     caller = ScriptedCaller(keys=[None, None, None])
     record = await line.call(caller)
     said = heard(record)
-    assert said.count("抱歉，没有收到您的按键。") == 3
-    assert "正在为您转接综合咨询专席" in said
+    assert said.count(plan.prompts.no_input["zh"]) == 3
+    assert plan.prompts.too_many_tries["zh"] in said
     assert enqueued(record) == [("desk-general", "bridged")]
     ticket = await line.ticket(record.call_sid)
     assert ticket["specialty"] == "general" and ticket["menu_path"] == []
 
 
-async def test_invalid_keys_then_star_pound_and_zero(line: Line) -> None:
+async def test_invalid_keys_then_star_pound_and_zero(line: Line, plan: IvrPlan) -> None:
     # 4 → building menu; 9 is not an option; * repeats; # back to main; 2 → tax; 0 → general.
     caller = ScriptedCaller(keys=["4", "9", "*", "#", "2", "0"])
     record = await line.call(caller)
     said = heard(record)
-    assert said.count("建设、规划与环境安全事项。") == 3  # entered, after the wrong key, repeated
-    assert "抱歉，您的输入有误。" in said
+    # The building menu's prompt: entered, after the wrong key, repeated.
+    assert said.count(plan.menus["building"].prompt["zh"]) == 3
+    assert plan.prompts.invalid["zh"] in said
     assert enqueued(record) == [("desk-general", "bridged")]
     ticket = await line.ticket(record.call_sid)
     assert ticket["menu_path"] == ["main.4", "main.2", "tax.0"]
 
 
-async def test_closed_hours_voicemail_is_kept_for_a_callback(line: Line) -> None:
+async def test_closed_hours_voicemail_is_kept_for_a_callback(line: Line, plan: IvrPlan) -> None:
     line.clock.now = NIGHT
     caller = ScriptedCaller(recordings=[Recording(duration=14.0)])
     record = await line.call(caller)
     said = heard(record)
-    assert "服务时间为每天06:00-24:00" in said and "We answer every day 06:00-24:00" in said
-    assert "您的留言已收到" in said
+    closed = plan.prompts.closed
+    assert closed["zh"].format(hours="06:00-24:00") in said
+    assert closed["en"].format(hours="06:00-24:00") in said
+    assert plan.prompts.voicemail_thanks["zh"] in said
     ticket = await line.ticket(record.call_sid)
     assert ticket["status"] == "voicemail" and ticket["channel"] == "voicemail"
     assert ticket["callback_requested"] is True
     assert [(r["kind"], r["duration_s"]) for r in ticket["recordings"]] == [("voicemail", 14)]
 
 
-async def test_closed_hours_silence_still_books_the_callback(line: Line) -> None:
+async def test_closed_hours_silence_still_books_the_callback(line: Line, plan: IvrPlan) -> None:
     line.clock.now = NIGHT
     record = await line.call(ScriptedCaller(recordings=[None]))
-    assert "没有收到留言，我们仍会给您回电。再见。" in heard(record)
+    assert plan.prompts.voicemail_empty["zh"] in heard(record)
     ticket = await line.ticket(record.call_sid)
     assert ticket["callback_requested"] is True and ticket["recordings"] == []
 
 
-async def test_dated_override_closes_the_morning(line: Line) -> None:
+async def test_dated_override_closes_the_morning(line: Line, plan: IvrPlan) -> None:
     line.clock.now = datetime(2027, 1, 1, 7, 30, tzinfo=SHANGHAI)
     record = await line.call(ScriptedCaller(recordings=[None]))
-    assert "服务时间为每天08:00-20:00" in heard(record)
+    assert plan.prompts.closed["zh"].format(hours="08:00-20:00") in heard(record)
     line.clock.now = datetime(2027, 1, 1, 8, 30, tzinfo=SHANGHAI)
     record = await line.call(ScriptedCaller(keys=["0"]))
     assert enqueued(record) == [("desk-general", "bridged")]
 
 
-async def test_press_one_in_queue_leaves_a_message(line: Line) -> None:
+async def test_press_one_in_queue_leaves_a_message(line: Line, plan: IvrPlan) -> None:
     # Hold through two loops; the third offers the message key.
     caller = ScriptedCaller(
         keys=["3", "1", "1"],
@@ -139,16 +150,18 @@ async def test_press_one_in_queue_leaves_a_message(line: Line) -> None:
         queue=QueuePlan(waits=5, then=QueueChoice.HANGUP),
     )
     record = await line.call(caller)
-    assert "如需留言并等待回电，请按1。" in heard(record)
+    assert plan.prompts.queue_offer_voicemail["zh"].format(key="1") in heard(record)
     assert enqueued(record) == [("desk-social-insurance", "leave")]
-    assert "请在提示音后留言" in heard(record)
+    assert plan.prompts.voicemail["zh"] in heard(record)
     ticket = await line.ticket(record.call_sid)
     assert ticket["status"] == "voicemail" and ticket["callback_requested"] is True
     assert ticket["specialty"] == "social-insurance"
     assert [r["kind"] for r in ticket["recordings"]] == ["voicemail"]
 
 
-async def test_describe_without_a_speech_engine_falls_back_to_keys(line: Line) -> None:
+async def test_describe_without_a_speech_engine_falls_back_to_keys(
+    line: Line, plan: IvrPlan
+) -> None:
     # This line runs without recognition workers: the words cannot be understood, so the
     # caller is asked once more, then given the key menu; both recordings are kept.
     caller = ScriptedCaller(
@@ -156,9 +169,9 @@ async def test_describe_without_a_speech_engine_falls_back_to_keys(line: Line) -
     )
     record = await line.call(caller)
     said = heard(record)
-    assert "请在提示音后简要说明您的问题" in said
-    assert "抱歉，没有听清您的问题，请在提示音后再说一遍。" in said
-    assert "抱歉，请用按键选择。" in said
+    assert plan.prompts.describe["zh"] in said
+    assert plan.prompts.not_understood["zh"] in said
+    assert plan.prompts.use_keys["zh"] in said
     assert enqueued(record) == [("desk-tax-invoice", "bridged")]
     ticket = await line.ticket(record.call_sid)
     assert [r["kind"] for r in ticket["recordings"]] == ["description", "description"]
@@ -167,10 +180,10 @@ async def test_describe_without_a_speech_engine_falls_back_to_keys(line: Line) -
     assert ticket["menu_path"] == ["main.8", "main.2", "tax.2"]
 
 
-async def test_describe_with_silence_returns_to_the_menu(line: Line) -> None:
+async def test_describe_with_silence_returns_to_the_menu(line: Line, plan: IvrPlan) -> None:
     caller = ScriptedCaller(keys=["8", "2", "3"], recordings=[None])
     record = await line.call(caller)
-    assert "抱歉，没有收到您的按键。" in heard(record)
+    assert plan.prompts.no_input["zh"] in heard(record)
     assert enqueued(record) == [("desk-tax-filing", "bridged")]
 
 
@@ -181,8 +194,7 @@ async def test_queue_full_at_the_carrier_overflows_to_the_general_desk(db_url: s
         gate = asyncio.Event()
         first = ScriptedCaller(keys=["2", "3"], queue_gate=gate)
         first_call = asyncio.create_task(line.call(first))
-        while line.carrier.queue_size("desk-tax-filing") < 1:
-            await asyncio.sleep(0.01)
+        await line.until_waiting("desk-tax-filing")
         second = await line.call(ScriptedCaller(keys=["2", "3"]))
         gate.set()
         await first_call
@@ -192,7 +204,9 @@ async def test_queue_full_at_the_carrier_overflows_to_the_general_desk(db_url: s
         assert any("desk-tax-filing full" in h["note"] for h in ticket["history"])
 
 
-async def test_queue_size_from_config_overflows_before_enqueue(db_url: str, tmp_path: Path) -> None:
+async def test_queue_size_from_config_overflows_before_enqueue(
+    db_url: str, tmp_path: Path, plan: IvrPlan
+) -> None:
     import asyncio
 
     config = tmp_path / "config"
@@ -215,24 +229,22 @@ async def test_queue_size_from_config_overflows_before_enqueue(db_url: str, tmp_
         first_call = asyncio.create_task(
             line.call(ScriptedCaller(keys=["2", "3"], queue_gate=gate))
         )
-        while line.carrier.queue_size("desk-tax-filing") < 1:
-            await asyncio.sleep(0.01)
+        await line.until_waiting("desk-tax-filing")
         second = await line.call(
             ScriptedCaller(keys=["2", "3"], recordings=[Recording(duration=6.0)])
         )
         gate.set()
         await first_call
         assert enqueued(second) == []
-        assert "抱歉，该专席目前繁忙。" in heard(second)
+        assert plan.prompts.queue_busy["zh"] in heard(second)
         ticket = await line.ticket(second.call_sid)
         assert ticket["status"] == "voicemail" and ticket["callback_requested"] is True
 
 
 async def test_emergency_switch_in_yaml_closes_the_line_without_restart(
-    db_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path, plan: IvrPlan
 ) -> None:
-    import asyncio
-
+    closed = plan.prompts.closed["zh"].format(hours="06:00-24:00")
     config = tmp_path / "config"
     shutil.copytree(CONFIG_DIR, config)
     async with running_line(db_url, config_dir=config) as line:
@@ -245,23 +257,24 @@ async def test_emergency_switch_in_yaml_closes_the_line_without_restart(
             ),
             encoding="utf-8",
         )
-        for _ in range(50):
-            status, health = await line.api("/healthz", token=None)
+
+        async def heard_closed() -> CallRecord | None:
             record = await line.call(ScriptedCaller(recordings=[None]))
-            if "服务时间" in heard(record):
-                break
-            await asyncio.sleep(0.1)
-        assert "服务时间" in heard(record) and status == 200
+            return record if closed in heard(record) else None
+
+        await eventually(heard_closed, "a caller told the line is closed", every_s=0.1)
+        assert (await line.api("/healthz", token=None))[0] == 200
         # A broken edit is refused: the line keeps the last good config and says why.
         hours.write_text("timezone: [", encoding="utf-8")
-        for _ in range(50):
-            status, health = await line.api("/healthz", token=None)
-            if health["config"]["errors"]:
-                break
-            await asyncio.sleep(0.1)
+
+        async def refused() -> dict[str, Any] | None:
+            _, health = await line.api("/healthz", token=None)
+            return health if health["config"]["errors"] else None
+
+        health = await eventually(refused, "the broken edit refused", every_s=0.1)
         assert health["status"] == "degraded" and "line.yaml" in health["config"]["errors"][0]
         record = await line.call(ScriptedCaller(recordings=[None]))
-        assert "服务时间" in heard(record)
+        assert closed in heard(record)
 
 
 async def test_every_desk_is_reachable_by_keys(tmp_path: Path, shipped: LoadedConfig) -> None:

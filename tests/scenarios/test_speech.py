@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import random
 import re
@@ -25,6 +26,7 @@ from hotline.twilio.recordings import RecordingFetcher
 from hotline.understanding.understander import ClassifierCache, Understander
 from hotline.web.keys import VOICEMAILS
 from ivr.events import Recording as TicketRecording
+from ivr.model import IvrPlan
 from routing.tiers import AppealType
 from speech.pool import Engines, SpeechPool
 from tests.support.line import AUTH_TOKEN, SHANGHAI, Line, running_line
@@ -40,6 +42,7 @@ from tests.support.recordings import (
     serve_recordings,
     spoken,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -77,14 +80,15 @@ async def line(
 
 
 async def test_a_caller_says_the_tax_invoice_problem_and_reaches_that_desk(
-    line: Line, recordings: Recordings
+    line: Line, recordings: Recordings, plan: IvrPlan
 ) -> None:
     # 我们开出去的专票对方说抵扣不了 — said after pressing 8; no key at the confirmation.
     caller = ScriptedCaller(keys=["8", None], recordings=[spoken(recordings, "tax_invoice_zh")])
     record = await line.call(caller)
     assert record.application_error is None
-    assert "您反映的是发票方面的问题，如果不对，请按任意键。" in heard(record)
-    assert "正在为您转接发票专席，请稍候。" in heard(record)
+    invoices = plan.specialties["tax-invoice"].name["zh"]
+    assert plan.prompts.understood_confirm["zh"].format(desk=invoices) in heard(record)
+    assert plan.prompts.connecting["zh"].format(desk=invoices) in heard(record)
     assert enqueued(record) == [("desk-tax-invoice", "bridged")]
     ticket = await line.ticket(record.call_sid)
     assert "抵扣" in ticket["transcript"] and "票" in ticket["transcript"]
@@ -92,7 +96,6 @@ async def test_a_caller_says_the_tax_invoice_problem_and_reaches_that_desk(
     assert understood["candidates"][0][0] == "tax-invoice"
     assert len(understood["candidates"]) == 3 and understood["choice"] == "tax-invoice"
     assert ticket["specialty"] == "tax-invoice" and ticket["status"] == "answered"
-    plan = load_config(CONFIG_DIR).plan
     appeal = ticket["appeal_type"]
     assert appeal == understood["appeal"] != "unknown"
     expected = plan.tiers.tier_for(AppealType(appeal))
@@ -101,20 +104,23 @@ async def test_a_caller_says_the_tax_invoice_problem_and_reaches_that_desk(
 
 
 async def test_the_caller_can_say_no_to_the_suggested_desk(
-    line: Line, recordings: Recordings
+    line: Line, recordings: Recordings, plan: IvrPlan
 ) -> None:
     caller = ScriptedCaller(
         keys=["8", "1", "2", "3"], recordings=[spoken(recordings, "tax_invoice_zh")]
     )
     record = await line.call(caller)
-    assert "请选择服务类别。" in heard(record).split("您反映的是")[1]
+    announced = plan.prompts.understood_confirm["zh"].partition("{desk}")[0]
+    assert plan.menus["main"].prompt["zh"] in heard(record).split(announced)[1]
     assert enqueued(record) == [("desk-tax-filing", "bridged")]
     ticket = await line.ticket(record.call_sid)
     assert ticket["classification"]["choice"] == "rejected"
     assert ticket["menu_path"] == ["main.8", "main.2", "tax.3"]
 
 
-async def test_between_two_desks_the_caller_chooses(recordings: Recordings, tmp_path: Path) -> None:
+async def test_between_two_desks_the_caller_chooses(
+    recordings: Recordings, tmp_path: Path, plan: IvrPlan
+) -> None:
     # 公司只给我们交社保公积金一直没交: social insurance or housing fund? With the shipped
     # thresholds the classifier is sure enough to announce one; here the line is set to
     # confirm only at certainty, so the caller is offered both.
@@ -139,17 +145,24 @@ async def test_between_two_desks_the_caller_chooses(recordings: Recordings, tmp_
             keys=["8", "2"], recordings=[spoken(recordings, "insurance_or_fund_zh")]
         )
         record = await line.call(caller)
-        match = re.search(r"如果是(.+?)方面的问题，请按1；如果是(.+?)，请按2", heard(record))
-        assert match, heard(record)
-        names = {"住房公积金": "housing-fund", "社会保险": "social-insurance"}
-        second = names[match.group(2)]
-        assert {names[match.group(1)], second} == {"housing-fund", "social-insurance"}
+        desks = ("housing-fund", "social-insurance")
+        name = {desk: plan.specialties[desk].name["zh"] for desk in desks}
+        offered = [
+            (first, second)
+            for first, second in itertools.permutations(desks)
+            if plan.prompts.understood_choose["zh"].format(first=name[first], second=name[second])
+            in heard(record)
+        ]
+        assert len(offered) == 1, heard(record)  # the two desks, in one order or the other
+        [(_, second)] = offered
         assert enqueued(record) == [(f"desk-{second}", "bridged")]
         ticket = await line.ticket(record.call_sid)
         assert ticket["classification"]["choice"] == second
 
 
-async def test_english_words_are_recognised_too(line: Line, recordings: Recordings) -> None:
+async def test_english_words_are_recognised_too(
+    line: Line, recordings: Recordings, plan: IvrPlan
+) -> None:
     # "we need a work permit for our foreign engineer", in espeak's robotic voice (the only
     # English synthesiser here), decoded by pocketsphinx: what comes through of the words
     # varies with the phrases the model is built from; what must hold is that the English
@@ -165,14 +178,12 @@ async def test_english_words_are_recognised_too(line: Line, recordings: Recordin
     assert ticket["classification"]["problem"] is None
     assert len(ticket["classification"]["candidates"]) == 3
     english = heard(record)
-    assert any(
-        phrase in english
-        for phrase in (
-            "This sounds like a matter for",
-            "For the menu, press 3",
-            "Please say it again",
-        )
+    phrases = (
+        plan.prompts.understood_confirm["en"].partition("{desk}")[0],  # a desk's name follows
+        plan.prompts.understood_choose["en"].rpartition("}")[2],  # after two desks' names
+        plan.prompts.not_understood["en"],
     )
+    assert all(phrases) and any(phrase in english for phrase in phrases)
     assert enqueued(record)[-1][1] == "bridged"
 
 
@@ -195,7 +206,7 @@ BAD = {
 
 @pytest.mark.parametrize("name", list(BAD))
 async def test_unusable_recordings_get_the_key_menu_and_a_ticket_that_says_why(
-    line: Line, recordings: Recordings, name: str
+    line: Line, recordings: Recordings, name: str, plan: IvrPlan
 ) -> None:
     data, problem = BAD[name]
     if data is not None:
@@ -205,8 +216,8 @@ async def test_unusable_recordings_get_the_key_menu_and_a_ticket_that_says_why(
     )
     record = await line.call(caller)
     assert record.application_error is None
-    assert "抱歉，没有听清您的问题，请在提示音后再说一遍。" in heard(record)
-    assert "抱歉，请用按键选择。" in heard(record)
+    assert plan.prompts.not_understood["zh"] in heard(record)
+    assert plan.prompts.use_keys["zh"] in heard(record)
     assert enqueued(record) == [("desk-tax-filing", "bridged")]
     ticket = await line.ticket(record.call_sid)
     assert ticket["classification"]["problem"] == problem
@@ -249,8 +260,7 @@ async def test_a_slow_recording_server_does_not_hold_other_calls(
     slow_call = asyncio.create_task(
         line.call(ScriptedCaller(keys=["8", "0"], recordings=[spoken(recordings, "slow")] * 2))
     )
-    while "slow" not in recordings.requests:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: "slow" in recordings.requests, "the slow recording asked for")
     started = time.perf_counter()
     other = await line.call(ScriptedCaller(keys=["2", "1"]))
     assert time.perf_counter() - started < 2.0
@@ -319,7 +329,7 @@ async def test_a_recording_cut_mid_sample_still_decodes() -> None:
 
 
 async def test_an_after_hours_message_is_read_for_its_desk(
-    line: Line, recordings: Recordings
+    line: Line, recordings: Recordings, plan: IvrPlan
 ) -> None:
     # The same words left as a message at night: the callback will put them through to the
     # tax-invoice desk, not the general one.
@@ -330,7 +340,7 @@ async def test_an_after_hours_message_is_read_for_its_desk(
         record = await line.call(caller)
     finally:
         line.clock.now = was
-    assert "您的留言已收到" in heard(record)
+    assert plan.prompts.voicemail_thanks["zh"] in heard(record)
     await line.app[VOICEMAILS].idle()
     ticket = await line.ticket(record.call_sid)
     assert ticket["status"] == "voicemail"

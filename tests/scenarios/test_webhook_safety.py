@@ -15,6 +15,7 @@ from hotline.carrier.carrier import Signing
 from hotline.store.engine import make_engine
 from hotline.web.keys import METRICS
 from hotline.web.voice import calls
+from ivr.model import IvrPlan
 from tests.support.line import Line, running_line
 
 CALL_SID = "CA" + "5" * 32
@@ -150,12 +151,12 @@ def broken(*_: object) -> object:
 
 
 async def test_a_bug_in_the_flow_sends_the_caller_to_the_general_desk(
-    line: Line, monkeypatch: pytest.MonkeyPatch
+    line: Line, monkeypatch: pytest.MonkeyPatch, plan: IvrPlan
 ) -> None:
     monkeypatch.setattr(calls, "step", broken)
     record = await line.call(ScriptedCaller(keys=["2"]))
     assert record.application_error is None
-    assert "抱歉，系统繁忙，正在为您转接综合咨询专席。" in record.said
+    assert plan.prompts.system_error["zh"] in record.said
     assert [(q.queue, q.result) for q in record.queue_results] == [("desk-general", "bridged")]
     events = [json.loads(line_) for line_ in line.log.getvalue().splitlines()]
     failure = next(e for e in events if e["event"] == "flow_failed")

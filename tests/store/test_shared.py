@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import timedelta
 
 from redis.asyncio import Redis
@@ -15,6 +14,7 @@ from structlog.testing import capture_logs
 from hotline.store.shared import ChangeSignal, LocalState, RedisState, Window, open_shared
 from tests.support.line import NOON
 from tests.support.redis_proxy import redis_proxy, unique_prefix
+from tests.support.waiting import eventually
 
 MINUTE = Window.of(NOON, 60)
 NEXT_MINUTE = Window.of(NOON + timedelta(seconds=60), 60)
@@ -91,7 +91,9 @@ async def test_redis_announce_reaches_the_other_process(redis_url: str, prefix: 
     elsewhere = await open_shared(redis_url, prefix=unique_prefix(), timeout_s=0.3, retry_s=0.2)
     try:
         assert isinstance(second, RedisState) and isinstance(elsewhere, RedisState)
-        await _until(lambda: second._subscribed and elsewhere._subscribed)
+        await eventually(
+            lambda: second._subscribed and elsewhere._subscribed, "both lines subscribed"
+        )
         token, other = second.changes.token(), elsewhere.changes.token()
         await first.announce()
         assert await second.changes.wait(token, 2) is True
@@ -159,16 +161,13 @@ async def test_outage_falls_back_then_recovers(redis_url: str, prefix: str) -> N
                 assert state.health == "unreachable"
                 assert await state.check() == "unreachable"
                 await proxy.restore()
-                await _until(lambda: state.health == "ok" and state._subscribed)
+
+                def back() -> bool:  # a function: not narrowed to "unreachable" by the above
+                    return state.health == "ok" and state._subscribed
+
+                await eventually(back, "Redis back, subscribed")
                 assert await state.count("api:x", MINUTE) == 2  # Redis's count again
             finally:
                 await state.close()
     events = [e["event"] for e in logs]
     assert events.count("redis_unreachable") == 1 and events.count("redis_back") == 1
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)

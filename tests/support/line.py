@@ -28,6 +28,7 @@ from hotline.observability import logs
 from hotline.settings import Settings
 from speech.classifier import SpecialtyClassifier
 from tests.support.paths import CONFIG_DIR
+from tests.support.waiting import eventually
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PUBLIC_URL = "https://hotline.example.gov"
@@ -65,6 +66,12 @@ class Line:
 
     async def call(self, caller: Caller, **kw: Any) -> CallRecord:
         return await self.carrier.place_call(caller, **kw)
+
+    async def until_waiting(self, queue: str, count: int = 1) -> None:
+        """Until at least `count` callers hold in `queue` at the carrier."""
+        await eventually(
+            lambda: self.carrier.queue_size(queue) >= count, f"{count} caller(s) in {queue}"
+        )
 
     async def api(
         self,
