@@ -29,15 +29,13 @@ from hotline.settings import Settings, SettingsError
 from hotline.understanding.queue import RECOGNISE_JOB, QueuedSpeech
 from ivr.model import IvrPlan
 from speech.pool import SpeechProblem
-from tests.support.line import Line, running_line
+from tests.support.line import Line, enqueued, heard, running_line
 from tests.support.paths import CONFIG_DIR, ROOT
 from tests.support.recordings import (
     ACCOUNT,
     AUDIO,
     MODELS,
     Recordings,
-    enqueued,
-    heard,
     require_model,
     serve_recordings,
     spoken,

@@ -18,17 +18,9 @@ from hotline.carrier.callers import QueueChoice, QueuePlan, Recording, ScriptedC
 from hotline.carrier.carrier import CallRecord
 from hotline.config import LoadedConfig
 from ivr.model import IvrPlan, ToMenu, ToSpecialty
-from tests.support.line import NIGHT, SHANGHAI, Line, running_line
+from tests.support.line import NIGHT, SHANGHAI, Line, enqueued, heard, running_line
 from tests.support.paths import CONFIG_DIR
 from tests.support.waiting import eventually
-
-
-def heard(record: CallRecord) -> str:
-    return " ".join(record.said)
-
-
-def enqueued(record: CallRecord) -> list[tuple[str, str]]:
-    return [(q.queue, q.result) for q in record.queue_results]
 
 
 @pytest.fixture

@@ -29,15 +29,13 @@ from ivr.events import Recording as TicketRecording
 from ivr.model import IvrPlan
 from routing.tiers import AppealType
 from speech.pool import Engines, SpeechPool
-from tests.support.line import AUTH_TOKEN, SHANGHAI, Line, running_line
+from tests.support.line import AUTH_TOKEN, SHANGHAI, Line, enqueued, heard, running_line
 from tests.support.paths import CONFIG_DIR
 from tests.support.recordings import (
     ACCOUNT,
     AUDIO,
     MODELS,
     Recordings,
-    enqueued,
-    heard,
     require_model,
     serve_recordings,
     spoken,

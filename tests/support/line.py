@@ -154,3 +154,13 @@ async def running_line(
         await server.close()
         spool_dir.cleanup()
         structlog.configure(**previous)
+
+
+def heard(record: CallRecord) -> str:
+    """All the caller heard, in one string."""
+    return " ".join(record.said)
+
+
+def enqueued(record: CallRecord) -> list[tuple[str, str]]:
+    """Each queue the caller joined, and how the stay ended."""
+    return [(q.queue, q.result) for q in record.queue_results]

@@ -12,7 +12,6 @@ from aiohttp import BasicAuth, web
 from aiohttp.test_utils import TestServer
 
 from hotline.carrier.callers import Recording as CallerRecording
-from hotline.carrier.carrier import CallRecord
 from tests.support.line import AUTH_TOKEN
 from tests.support.paths import ROOT
 
@@ -69,14 +68,6 @@ async def serve_recordings(files: dict[str, bytes] | None = None) -> AsyncIterat
         yield store
     finally:
         await server.close()
-
-
-def heard(record: CallRecord) -> str:
-    return " ".join(record.said)
-
-
-def enqueued(record: CallRecord) -> list[tuple[str, str]]:
-    return [(q.queue, q.result) for q in record.queue_results]
 
 
 def spoken(recordings: Recordings, name: str) -> CallerRecording:
