@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
 
@@ -56,6 +57,14 @@ def status_at_call_end(current: TicketStatus) -> TicketStatus:
 def ticket_number(day: date, sequence: int) -> str:
     """`E20261130-000123`: E for enterprise, the local date, the day's sequence."""
     return f"E{day:%Y%m%d}-{sequence:06d}"
+
+
+_TICKET_NUMBER = re.compile(r"E[0-9]{8}-[0-9]{6,12}")
+
+
+def is_ticket_number(text: str) -> bool:
+    """Whether `text` has the shape of a `ticket_number` (the only numbers tickets have)."""
+    return _TICKET_NUMBER.fullmatch(text) is not None
 
 
 def closes_on_call(tier: str | None, outcome: str | None) -> bool:

@@ -240,7 +240,7 @@ def _hash_pin(args: argparse.Namespace) -> int:
     from hotline.auth.pins import hash_pin
 
     pin = args.pin if args.pin is not None else getpass.getpass("PIN: ")
-    if not pin.isdigit() or not 4 <= len(pin) <= 8:
+    if not (pin.isascii() and pin.isdigit()) or not 4 <= len(pin) <= 8:  # not "²²²²"
         print("a PIN is 4 to 8 digits", file=sys.stderr)
         return 2
     print(hash_pin(pin))

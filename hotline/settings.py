@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from casework.phone import parse
+from hotline.auth.tokens import plain_token
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/hotline.db"
 
@@ -109,6 +110,11 @@ class Settings:
             raise SettingsError(
                 "TWILIO_AUTH_TOKEN is not set: webhooks could not be checked. Set it to the "
                 "account's auth token, or run `hotline serve --trial` for a local trial."
+            )
+        if self.admin_token and not plain_token(self.admin_token):
+            raise SettingsError(
+                "HOTLINE_ADMIN_TOKEN must be printable ASCII without spaces (at most 512 "
+                "characters): no client could send it in an Authorization header"
             )
         self.check_speech_mode()
         self.check_caller_id()

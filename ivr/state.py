@@ -55,7 +55,8 @@ class CallState:
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], *, lang: str, node: str) -> CallState:
-        """Read a state back; anything missing or malformed falls back to the defaults given."""
+        """Read a state back; anything missing or malformed falls back to the defaults given.
+        Total: no query, however mangled, makes it raise (the rescue reads it too)."""
         return cls(
             lang=_word(params.get("lang")) or lang,
             node=_word(params.get("node")) or node,
@@ -105,7 +106,8 @@ class AgentCallState:
 
 
 def _word(raw: str | None) -> str | None:
-    if not raw or len(raw) > 64 or not set(raw.lower()) <= _SAFE:
+    # ASCII first: 'K' (the Kelvin sign) lowers to 'k', a safe letter it is not.
+    if not raw or len(raw) > 64 or not raw.isascii() or not set(raw.lower()) <= _SAFE:
         return None
     return raw
 
@@ -117,9 +119,13 @@ def _words(raw: str | None) -> tuple[str, ...]:
 
 
 def _count(raw: str | None) -> int:
-    if raw is None or not raw.isdigit() or len(raw) > 4:
-        return 0
-    return int(raw)
+    return int(raw) if raw is not None and _digits(raw, 4) else 0
+
+
+def _digits(raw: str, max_len: int) -> bool:
+    """1 to `max_len` ASCII digits. Not `str.isdigit()` alone: it takes '²' and '①' too,
+    which int() refuses, so a state read back could raise, even in the rescue's own read."""
+    return 0 < len(raw) <= max_len and raw.isascii() and raw.isdigit()
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,8 @@ class OutboundState:
     @classmethod
     def from_params(cls, params: Mapping[str, str], *, lang: str) -> OutboundState | None:
         """None without a valid job id: such a request was not made by this service."""
-        job = params.get("job", "")
-        if not job.isdigit() or len(job) > 12:
+        job = params.get("job")
+        if job is None or not _digits(job, 12):
             return None
         return cls(
             job=int(job), lang=_word(params.get("lang")) or lang, tries=_count(params.get("tries"))

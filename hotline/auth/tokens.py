@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 
 from casework.actions import Caller
 
+# What a token may be: printable ASCII without spaces, as a header carries it. Other
+# bytes of a header reach the server as characters that are not ASCII (lone surrogates
+# when they are no UTF-8, which `str.encode()` refuses): no token, so a 401, never an
+# exception on the way to the comparison.
+_PLAIN = re.compile(r"[!-~]{1,512}")
+
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def plain_token(token: str) -> bool:
+    return _PLAIN.fullmatch(token) is not None
+
+
+def bearer(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None for another scheme,
+    or for a token that is not plain."""
+    scheme, _, token = authorization.partition(" ")
+    return token if scheme.lower() == "bearer" and plain_token(token) else None
 
 
 def token_digest(token: str) -> str:
@@ -20,13 +38,22 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def is_admin(token: str, admin_token: str) -> bool:
+    """The centre's token, compared in constant time; none when no plain one is set."""
+    return (
+        plain_token(admin_token)
+        and plain_token(token)
+        and hmac.compare_digest(token.encode(), admin_token.encode())
+    )
+
+
 def identify(
     token: str, admin_token: str, departments: Mapping[str, tuple[str, ...]]
 ) -> Caller | None:
     """The caller a token stands for, or None. Every comparison takes constant time."""
-    if not token:
+    if not plain_token(token):
         return None
-    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+    if is_admin(token, admin_token):
         return Caller.centre()
     digest = token_digest(token).encode()
     found: str | None = None

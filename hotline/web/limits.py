@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from casework.phone import PhoneNumber
+from hotline.auth.tokens import bearer
 from hotline.store.shared import Window, digest
 from hotline.twilio.webhooks import Webhook
 from hotline.web.api.access import CALLER
@@ -48,7 +49,7 @@ async def api_rate_limit(request: web.Request, handler: Any) -> web.StreamRespon
     """Per bearer token, after it was accepted (`require_token` runs first)."""
     limit = request.config_dict[SETTINGS].api_requests_per_token_per_min
     if limit > 0 and CALLER in request:
-        token = request.headers.get("Authorization", "").partition(" ")[2]
+        token = bearer(request.headers.get("Authorization", "")) or ""
         now = request.config_dict[CLOCK]()
         window = Window.of(now, WINDOW_S)
         used = await request.config_dict[SHARED].count(f"api:{digest(token)}", window)

@@ -12,7 +12,6 @@ loopback.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import structlog
 from aiohttp import web
 
 from casework.tickets import TicketStatus
+from hotline.auth.tokens import bearer, is_admin
 from hotline.observability.metrics import EXPOSITION_CONTENT_TYPE, Metrics
 from hotline.store.jobs import JobStore
 from hotline.web.keys import JOBS, METRICS, SETTINGS
@@ -119,9 +119,8 @@ async def _read_jobs(jobs: JobStore | None, metrics: Metrics) -> None:
 
 
 def _may_scrape(request: web.Request) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    admin = request.config_dict[SETTINGS].admin_token
-    if admin and scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), admin.encode()):
+    token = bearer(request.headers.get("Authorization", ""))
+    if token is not None and is_admin(token, request.config_dict[SETTINGS].admin_token):
         return True
     if any(name in request.headers for name in _FORWARDING):
         return False

@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from casework.tickets import Channel, RecordingKind, TicketStatus
 from ivr.actions import (
     Enqueue,
@@ -37,7 +39,7 @@ from ivr.events import (
 )
 from ivr.flow import initial_state, refused, rescue, step, voicemail_understood, with_menu_words
 from ivr.model import IvrPlan
-from ivr.state import CallState
+from ivr.state import AgentCallState, CallState, OutboundState
 from routing.hours import BusinessHours
 from routing.queue_router import QueueExit
 from routing.tiers import AppealType
@@ -299,6 +301,34 @@ def test_state_round_trips_through_url_params(plan: IvrPlan) -> None:
         {"lang": "<x>", "tries": "-1", "loop": "9" * 20, "path": "a~<b>~c"}, lang="zh", node="main"
     )
     assert junk == CallState(lang="zh", node="main", path=("a", "c"))
+
+
+# Characters for which str.isdigit() is True: '²' and '①' int() refuses, '٣' and '３' it
+# reads as 3. None is a count of the call's URLs, which carry ASCII digits only.
+UNICODE_DIGITS = ["²", "①", "٣", "３", "1²", "²" * 3]
+
+
+@pytest.mark.parametrize("digits", UNICODE_DIGITS)
+def test_a_state_with_unicode_digits_reads_back_without_them(digits: str) -> None:
+    """Reading a state is total: the rescue reads the same query, and must not raise."""
+    call = CallState.from_params(
+        {"tries": digits, "loop": digits, "lang": "en"}, lang="zh", node="main"
+    )
+    assert (call.tries, call.loop, call.lang) == (0, 0, "en")
+    agent = AgentCallState.from_params({"tries": digits, "waits": digits}, lang="zh")
+    assert (agent.tries, agent.waits) == (0, 0)
+    assert OutboundState.from_params({"job": digits}, lang="zh") is None
+    placed = OutboundState.from_params({"job": "7", "tries": digits}, lang="zh")
+    assert placed == OutboundState(job=7, lang="zh")
+
+
+def test_a_word_of_the_state_is_ascii() -> None:
+    """'\u212a' (the Kelvin sign) lowers to 'k': it passed as a safe word, yet URL encoding
+    changes it, so the URL sent would not be the URL signed."""
+    state = CallState.from_params(
+        {"lang": "\u212a", "node": "ta\u212a", "desk": "\u212a"}, lang="zh", node="main"
+    )
+    assert (state.lang, state.node, state.desk) == ("zh", "main", None)
 
 
 REC = Recording("https://api.twilio.com/rec/RE3", "RE" + "3" * 32, 5)

@@ -15,8 +15,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from hotline.auth.pins import verify_pin
 from hotline.carrier.callers import ScriptedCaller
 from hotline.carrier.carrier import VirtualCarrier
+from hotline.cli import main
 from ivr.model import IvrPlan
 from tests.support.config_files import open_all_day
 from tests.support.line import free_port
@@ -41,6 +43,15 @@ def test_serve_refuses_without_a_twilio_token(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "TWILIO_AUTH_TOKEN is not set" in done.stderr and "--trial" in done.stderr
+
+
+def test_hash_pin_takes_the_digits_of_a_keypad_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """'²²²²' passes str.isdigit(), and its hash would be a PIN no agent can key."""
+    for pin in ("²²²²", "١٢٣٤", "１２３４"):
+        assert main(["agents", "hash-pin", pin]) == 2, pin
+        assert "a PIN is 4 to 8 digits" in capsys.readouterr().err
+    assert main(["agents", "hash-pin", "4321"]) == 0
+    assert verify_pin("4321", capsys.readouterr().out.strip())
 
 
 def test_serve_refuses_an_invalid_config(tmp_path: Path) -> None:

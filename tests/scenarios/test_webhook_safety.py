@@ -6,17 +6,18 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import text
 
 from hotline.carrier.callers import ScriptedCaller
-from hotline.carrier.carrier import Signing
+from hotline.carrier.carrier import IDEMPOTENCY_HEADER, Signing
 from hotline.store.engine import make_engine
 from hotline.web.keys import METRICS
 from hotline.web.voice import calls
 from ivr.model import IvrPlan
-from tests.support.line import Line, running_line
+from tests.support.line import AUTH_TOKEN, PUBLIC_URL, Line, RawResponse, running_line
 
 CALL_SID = "CA" + "5" * 32
 BASE = {
@@ -122,6 +123,70 @@ async def test_retried_webhooks_make_one_ticket_and_one_history_entry(line: Line
     ticket = await line.ticket(CALL_SID)
     assert [h["note"] for h in ticket["history"]] == ["call received", "call completed"]
     assert ticket["status"] == "abandoned" and ticket["call_duration_s"] == 42
+
+
+async def signed_raw(
+    line: Line, target: str, form: dict[str, str], *headers: tuple[str, str | bytes]
+) -> RawResponse:
+    """A webhook signed as Twilio signs it, sent byte for byte (with headers a client
+    library would not send)."""
+    signature = Signing.auth_token().headers(PUBLIC_URL + target, form, AUTH_TOKEN)
+    return await line.raw(
+        "POST",
+        target,
+        [*signature.items(), ("Content-Type", "application/x-www-form-urlencoded"), *headers],
+        urlencode(form).encode(),
+    )
+
+
+async def test_an_idempotency_token_of_raw_bytes_still_writes_the_ticket(line: Line) -> None:
+    """The header is not signed: bytes that are no token (here no UTF-8 either) are not
+    taken as the operation's key, and cost the call nothing."""
+    for token in (b"\xff\xfe", b"\xc3\x28\x80", "令牌".encode(), b"\xa0 \xe9"):
+        sid = "CA" + token.hex().ljust(32, "0")
+        form = {**BASE, "CallSid": sid}
+        answer = await signed_raw(line, "/twilio/voice", form, (IDEMPOTENCY_HEADER, token))
+        assert answer.status == 200, answer.body
+        assert twiml_root(answer.body.decode())[0].tag == "Gather"
+        ticket = await line.ticket(sid)
+        assert [h["note"] for h in ticket["history"]] == ["call received"]
+    assert all(json.loads(entry) for entry in line.log.getvalue().splitlines())
+    assert '"event":"webhook_failed"' not in line.log.getvalue()
+
+
+STATE_COUNTERS = [
+    # (route, the query without the counter, the counter's name); each holds '²' and '①',
+    # for which str.isdigit() is True and int() fails.
+    ("/twilio/menu", "lang=zh&node=main", "tries"),
+    ("/twilio/no-input", "lang=zh&node=main", "tries"),
+    ("/twilio/queue-wait", "lang=zh&node=main&desk=general&queue=desk-general", "loop"),
+    ("/twilio/agent-pin", "lang=zh&agent=1001", "tries"),
+    ("/twilio/agent-next", "lang=zh&agent=1001", "waits"),
+    ("/twilio/outbound-key", "job=1&lang=zh", "tries"),
+]
+
+
+@pytest.mark.parametrize(("path", "query", "counter"), STATE_COUNTERS)
+async def test_a_counter_of_unicode_digits_is_taken_as_zero(
+    line: Line, path: str, query: str, counter: str
+) -> None:
+    """The answer is the one to the same webhook without the counter: never a 500 from
+    the rescue reading the same query again."""
+    form = {**BASE, "Digits": "1"}
+    plain = await signed_raw(line, f"{path}?{query}", form)
+    assert plain.status == 200
+    for digits in ("%C2%B2", "%E2%91%A0", "1%C2%B2"):
+        odd = await signed_raw(line, f"{path}?{query}&{counter}={digits}", form)
+        assert (odd.status, odd.body) == (200, plain.body), (digits, odd.body[:300])
+    assert '"event":"webhook_failed"' not in line.log.getvalue()
+
+
+async def test_an_outbound_job_of_unicode_digits_is_no_job(line: Line) -> None:
+    answer = await signed_raw(line, "/twilio/outbound?job=%C2%B2&lang=zh", BASE)
+    assert answer.status == 200
+    assert [verb.tag for verb in twiml_root(answer.body.decode())] == ["Hangup"]
+    assert '"event":"outbound_unknown_job"' in line.log.getvalue()
+    assert '"event":"webhook_failed"' not in line.log.getvalue()
 
 
 async def test_database_failure_still_routes_the_caller(line: Line, db_url: str) -> None:

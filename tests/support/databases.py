@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import asyncpg
@@ -27,7 +27,7 @@ async def _postgres_reachable() -> bool:
     return True
 
 
-async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(backend: str, tmp_path: Path) -> AsyncGenerator[str, None]:
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"
         return

@@ -3,11 +3,12 @@ virtual carrier as Twilio, and a clock the test sets."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
+import yarl
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -55,6 +57,36 @@ class SettableClock:
         return self.now
 
 
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+    @classmethod
+    def parse(cls, answer: bytes) -> RawResponse:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status_line, *fields = head.decode("latin-1").split("\r\n")
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (field.partition(":") for field in fields)
+        }
+        if headers.get("transfer-encoding") == "chunked":
+            body = _unchunked(body)
+        return cls(int(status_line.split()[1]), headers, body)
+
+
+def _unchunked(body: bytes) -> bytes:
+    whole = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        whole, body = whole + body[:size], body[size + 2 :]
+    return whole
+
+
 @dataclass
 class Line:
     carrier: VirtualCarrier
@@ -87,6 +119,38 @@ class Line:
         ) as response:
             body = await response.json(content_type=None)
             return response.status, body
+
+    async def raw(
+        self,
+        method: str,
+        target: str | bytes,
+        headers: Sequence[tuple[str, str | bytes]] = (),
+        body: bytes = b"",
+    ) -> RawResponse:
+        """One request written byte for byte on a connection of its own: header values a
+        client library would refuse or re-encode (bytes that are no UTF-8, no ASCII) reach
+        the server exactly as given."""
+        url = yarl.URL(self.base_url)
+        head = [
+            method.encode() + b" " + (target if isinstance(target, bytes) else target.encode()),
+            b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+            b"Content-Length: %d\r\n" % len(body),
+        ]
+        for name, value in headers:
+            head.append(
+                name.encode()
+                + b": "
+                + (value if isinstance(value, bytes) else value.encode())
+                + b"\r\n"
+            )
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        try:
+            writer.write(b"".join(head) + b"\r\n" + body)
+            await writer.drain()
+            answer = await reader.read()
+        finally:
+            writer.close()
+        return RawResponse.parse(answer)
 
     async def ticket(self, call_sid: str) -> dict[str, Any]:
         """The call's ticket, as the API shows it. A write that ran out of its time budget

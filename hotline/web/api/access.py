@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 
 from casework.actions import Caller, Role
-from hotline.auth.tokens import identify
+from hotline.auth.tokens import bearer, identify
 from hotline.web.api import openapi
 from hotline.web.api.errors import as_json, error
 from hotline.web.keys import CONFIG, SETTINGS
@@ -50,14 +50,14 @@ async def require_token(request: web.Request, handler: Any) -> web.StreamRespons
 
 
 def _caller(request: web.Request) -> Caller:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = bearer(request.headers.get("Authorization", ""))
     caller = (
         identify(
             token,
             request.config_dict[SETTINGS].admin_token,
             request.config_dict[CONFIG].current.access,
         )
-        if scheme.lower() == "bearer"
+        if token is not None
         else None
     )
     if caller is None:

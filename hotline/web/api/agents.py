@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hotline.auth.pins import hash_pin
 from hotline.config.schema import AgentPhone
 from hotline.web.api.errors import error, json_body
+from hotline.web.api.params import is_agent_id
 from hotline.web.keys import AGENTS, CLOCK, CONFIG
 from hotline.web.staff import directory
 from routing.acd import Agent, AgentState, DeskLevel
@@ -74,8 +75,8 @@ class AgentInput(BaseModel):
 async def put_agent(request: web.Request) -> web.Response:
     """Add or change an agent (not one of agents.yaml: those are changed in the file)."""
     agent_id = request.match_info["agent"]
-    if not agent_id.isdigit() or not 2 <= len(agent_id) <= 8:
-        raise error(web.HTTPBadRequest, "invalid-parameter", "an agent id is 2 to 8 digits")
+    if not is_agent_id(agent_id):
+        raise error(web.HTTPBadRequest, "invalid-parameter", "an agent id is 2 to 8 digits (0-9)")
     if agent_id in request.config_dict[CONFIG].current.staffing.agents:
         raise error(
             web.HTTPConflict,
@@ -114,6 +115,8 @@ async def put_agent(request: web.Request) -> web.Response:
 
 async def delete_agent(request: web.Request) -> web.Response:
     agent_id = request.match_info["agent"]
+    if not is_agent_id(agent_id):  # no agent has such an id: not one to ask the store for
+        raise error(web.HTTPNotFound, "agent-not-found", f"no agent {agent_id}")
     if agent_id in request.config_dict[CONFIG].current.staffing.agents:
         raise error(
             web.HTTPConflict,

@@ -11,6 +11,7 @@ from casework.actions import ActionForbidden, CaseAction, IllegalAction, Invalid
 from hotline.store.casework import TicketNotFound, VersionConflict
 from hotline.web.api.access import CALLER
 from hotline.web.api.errors import error, json_body
+from hotline.web.api.params import ascii_digits, ticket_number
 from hotline.web.keys import CLOCK, CONFIG, TICKETS
 
 
@@ -27,7 +28,7 @@ class ActionInput(BaseModel):
 
 
 async def act(request: web.Request) -> web.Response:
-    number = request.match_info["number"]
+    number = ticket_number(request)
     try:
         given = ActionInput.model_validate(await json_body(request))
     except ValidationError as exc:
@@ -73,7 +74,7 @@ def _if_match(request: web.Request, in_body: int | None) -> int | None:
     if header is None:
         return in_body
     raw = header.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit() or len(raw) > 9:
+    if not ascii_digits(raw, 9):
         raise error(web.HTTPBadRequest, "invalid-parameter", "If-Match must be a ticket version")
     if in_body is not None and in_body != int(raw):
         raise error(

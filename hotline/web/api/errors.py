@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 
@@ -40,11 +41,47 @@ def as_json(exc: web.HTTPException) -> web.HTTPException:
     return converted
 
 
+# The API's bodies are two levels deep (an agent's desks); a client has no need of 32.
+# Deeper ones are refused: str() of such a value, and pydantic's report of it, recurse
+# into it until RecursionError.
+MAX_DEPTH = 32
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object. Read as UTF-8 whatever charset the request names (JSON is
+    UTF-8, RFC 8259), by orjson: unlike the standard library it refuses a lone surrogate
+    (no UTF-8 encodes one, no database stores one) and stops at 1024 levels of nesting,
+    where the standard library recurses until RecursionError."""
     try:
-        body = await request.json()
-    except ValueError:
-        raise error(web.HTTPBadRequest, "invalid-json", "the body must be a JSON object") from None
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise error(
+            web.HTTPBadRequest, "invalid-json", f"the body must be a JSON object: {exc}"
+        ) from None
     if not isinstance(body, dict):
         raise error(web.HTTPBadRequest, "invalid-json", "the body must be a JSON object")
+    _check(body)
     return body
+
+
+def _check(body: dict[str, Any]) -> None:
+    """At most MAX_DEPTH levels, and no NUL in a string, keys too (no field takes one, and
+    PostgreSQL's text cannot hold it). A loop, not recursion: the body may be 1024 deep."""
+    pending: list[tuple[Any, int]] = [(body, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise error(
+                web.HTTPBadRequest,
+                "invalid-json",
+                f"the body must be a JSON object nested at most {MAX_DEPTH} levels deep",
+            )
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise error(
+                    web.HTTPBadRequest, "invalid-parameter", "no text of the body may hold a NUL"
+                )
+        elif isinstance(item, dict):
+            pending.extend((part, depth + 1) for pair in item.items() for part in pair)
+        elif isinstance(item, list):
+            pending.extend((part, depth + 1) for part in item)

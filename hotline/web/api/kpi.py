@@ -10,7 +10,7 @@ from casework.kpi import KpiDimension, KpiRow
 from hotline.kpi.report import group_names, names_of
 from hotline.store.kpi import kpi_report
 from hotline.web.api.errors import error
-from hotline.web.api.tickets import moment
+from hotline.web.api.params import moment
 from hotline.web.keys import CLOCK, CONFIG, STORE
 
 
