@@ -112,6 +112,7 @@ class Prompts:
     agent_wrap: Text
     agent_bye: Text
     agent_system_error: Text
+    outbound_system_error: Text
     key_names: Mapping[str, Text]  # how "*" and "#" are spoken
 
 

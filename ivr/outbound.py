@@ -125,6 +125,14 @@ def outbound_step(
     return tried, (_ask(tried, (intro,)),)
 
 
+def outbound_rescue(plan: IvrPlan, lang: str) -> tuple[OutboundAction, ...]:
+    """What a placed call hears when its webhook could not be handled: an apology and a
+    goodbye. Never a callers' queue: the enterprise did not call, and the job tries again
+    (a call with no rating or message heard is not reached)."""
+    lang = lang if lang in plan.language_codes() else plan.default_language
+    return (say(lang, plan.prompts.outbound_system_error), Hangup())
+
+
 def _ask(state: OutboundState, prompt: tuple[Prompt, ...]) -> Gather:
     return Gather(prompt, OutboundTarget(OutboundHook.KEY, state), timeout_s=8)
 

@@ -184,6 +184,7 @@ class PromptsFile(Strict):
     agent_wrap: Text
     agent_bye: Text
     agent_system_error: Text
+    outbound_system_error: Text
     key_names: dict[Literal["*", "#"], Text] = {}
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from hotline.carrier.callers import ScriptedCaller
 from hotline.carrier.carrier import IDEMPOTENCY_HEADER, Signing
 from hotline.store.engine import make_engine
-from hotline.web.keys import METRICS
+from hotline.web.keys import JOBS, METRICS
 from hotline.web.voice import calls
 from ivr.model import IvrPlan
 from tests.support.line import AUTH_TOKEN, PUBLIC_URL, Line, RawResponse, running_line
@@ -238,6 +238,26 @@ async def test_a_status_callback_whose_handling_fails_answers_empty_twiml(
     assert response.status == 200
     document = ET.fromstring(response.content)
     assert document.tag == "Response" and list(document) == []
+    assert '"event":"webhook_failed"' in line.log.getvalue()
+
+
+@pytest.mark.parametrize("hook", ["outbound", "outbound-key"])
+async def test_a_placed_call_whose_handling_fails_hears_sorry_not_a_queue(
+    line: Line, plan: IvrPlan, monkeypatch: pytest.MonkeyPatch, hook: str
+) -> None:
+    """The enterprise the hotline called is never put in a callers' queue: an apology, a
+    goodbye, and the job tries again later."""
+    monkeypatch.setattr(line.app[JOBS], "facts", broken)
+    params = {
+        "CallSid": "CA" + "4" * 32,
+        "CallStatus": "in-progress",
+        "AccountSid": "AC" + "0" * 32,
+    }
+    response = await line.carrier.post(f"/twilio/{hook}?job=1&lang=en", params)
+    assert response.status == 200
+    document = ET.fromstring(response.content)
+    assert [verb.tag for verb in document] == ["Say", "Hangup"]
+    assert document[0].text == plan.prompts.outbound_system_error["en"]
     assert '"event":"webhook_failed"' in line.log.getvalue()
 
 

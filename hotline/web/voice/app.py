@@ -38,11 +38,13 @@ def voice_app() -> web.Application:
 
 # What a webhook answers when its handling failed, by its handler: a caller is sent on
 # to a desk (calls.rescue_response, the default); an agent is never put in a callers'
-# queue; a status callback runs no TwiML.
+# queue, nor is an enterprise the hotline called; a status callback runs no TwiML.
 _RESCUES: dict[Any, Callable[[web.Request], web.Response]] = {
     agents.agent_call: agents.rescue_response,
     agents.agent_hook: agents.rescue_response,
     agents.agent_status: lambda _request: empty_twiml(),
+    outbound.answered: outbound.rescue_response,
+    outbound.key: outbound.rescue_response,
     calls.status: lambda _request: empty_twiml(),
     outbound.ended: lambda _request: empty_twiml(),
 }

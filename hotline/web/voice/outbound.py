@@ -22,6 +22,7 @@ from ivr.outbound import (
     OutboundEvent,
     Rated,
     Silent,
+    outbound_rescue,
     outbound_step,
 )
 from ivr.state import OutboundState
@@ -62,6 +63,14 @@ async def ended(request: web.Request) -> web.Response:
                 call_sid=webhook.call_sid,
             )
     return empty_twiml()
+
+
+def rescue_response(request: web.Request) -> web.Response:
+    """Safe TwiML for a placed call's webhook whose handling failed (`outbound_rescue`)."""
+    plan = request.config_dict[CONFIG].current.plan
+    lang = request.query.get("lang", plan.default_language)
+    verbs = [a for a in outbound_rescue(plan, lang) if not isinstance(a, Heard | Rated)]
+    return twiml_response(request, plan, verbs)
 
 
 async def _step(
