@@ -14,6 +14,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY ivr ivr
 COPY routing routing
+COPY casework casework
 COPY speech speech
 COPY hotline hotline
 RUN pip install . && mkdir -p /app/var && chown hotline:hotline /app/var

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +269,13 @@ def test_compose_validates_the_file() -> None:
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
+
+
+def test_the_image_holds_every_package_the_project_ships() -> None:
+    """The Dockerfile copies the source folders one by one: a new top-level package that is
+    not copied builds an image that cannot import it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    shipped = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    copied = set(re.findall(r"^COPY (\w+) \1$", dockerfile, re.M))
+    assert shipped <= copied, f"not copied into the image: {sorted(shipped - copied)}"
