@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 import aiohttp
 import structlog
 from aiohttp import web
+from aiohttp_session import session_middleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from casework.calendar import WorkCalendar
+from hotline.auth.passwords import Passwords
 from hotline.callbacks.dispatcher import Dispatcher
 from hotline.config import LoadedConfig
 from hotline.config.live import LiveConfig
@@ -33,6 +35,7 @@ from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobStore
 from hotline.store.shared import open_shared
 from hotline.store.tickets import TicketStore
+from hotline.store.users import UserStore
 from hotline.twilio.recordings import RecordingFetcher
 from hotline.twilio.rest import TwilioDialer
 from hotline.twilio.signature import SignatureCheck
@@ -54,6 +57,9 @@ from hotline.web.keys import (
     JOBS,
     LIVE_READS,
     METRICS,
+    PASSWORDS,
+    SESSION_LAYER,
+    SESSIONS,
     SETTINGS,
     SHARED,
     SIGNATURES,
@@ -61,10 +67,14 @@ from hotline.web.keys import (
     TICKETS,
     TWIML_DOCUMENTS,
     UNDERSTANDER,
+    USERS,
     VOICEMAILS,
     Clock,
 )
 from hotline.web.live_reads import SharedReads
+from hotline.web.people import add_people_pages
+from hotline.web.people.pages import people_pages
+from hotline.web.people.sessions import open_storage
 from hotline.web.voice.app import voice_app
 from speech.classifier import SpecialtyClassifier
 from speech.examples import grammar_texts
@@ -89,7 +99,9 @@ def make_app(
     classifier: SpecialtyClassifier | None = None,
 ) -> web.Application:
     """The whole server. `classifier`: one already trained on `config`'s examples."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[metrics.timing])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[metrics.timing, people_pages]
+    )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TWIML_DOCUMENTS] = TwimlDocuments()
@@ -98,9 +110,11 @@ def make_app(
     app[CLOCK] = clock
     app[SIGNATURES] = SignatureCheck(settings.twilio_auth_token, settings.twilio_webhook_shared_key)
     app[CLASSIFIERS] = ClassifierCache(config, classifier)
+    app[PASSWORDS] = Passwords()
     app.cleanup_ctx.extend(
         [
             _shared_state,
+            _people_sessions,
             _database,
             _tickets,
             _http_session,
@@ -115,6 +129,7 @@ def make_app(
     app.router.add_get("/live", live.page)
     app.add_subapp("/twilio", voice_app())
     app.add_subapp("/api", api_app())
+    add_people_pages(app)
     return app
 
 
@@ -132,6 +147,18 @@ async def _shared_state(app: web.Application) -> AsyncIterator[None]:
     await shared.close()
 
 
+async def _people_sessions(app: web.Application) -> AsyncIterator[None]:
+    """People's sessions: in Redis when `redis_url` is set, so that every process serves
+    every person, else in this process. The password checks' stand-in hash is made now,
+    not at the first login."""
+    app[SESSIONS], redis = open_storage(app[SETTINGS], app[CLOCK])
+    app[SESSION_LAYER] = session_middleware(app[SESSIONS])
+    await app[PASSWORDS].prepare()
+    yield
+    if redis is not None:
+        await redis.aclose()
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     """The engine and the stores on it. A database that cannot be reached does not stop
     the start (see `_upgrade_or_later`)."""
@@ -147,6 +174,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[AGENTS] = AgentStore(engine)
         app[CASEWORK] = CaseStore(engine, plan.hours.zone, calendar=calendar)
         app[JOBS] = JobStore(engine)
+        app[USERS] = UserStore(engine)
         yield
     finally:
         if STORE in app:

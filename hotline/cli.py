@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from hotline.auth.accounts import AccountRole
 from hotline.config import ConfigInvalid, LoadedConfig, load_config
 from hotline.observability import logs
 from hotline.settings import Settings, SettingsError
@@ -94,6 +95,24 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("department", help="a department id of specialties.yaml")
     token.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
     token.set_defaults(run=_department_token)
+
+    users = sub.add_parser("users", help="people's accounts for the service's pages")
+    users_sub = users.add_subparsers(metavar="ACTION")
+    add = users_sub.add_parser(
+        "add",
+        help="a new account; its password asked twice (a terminal) or read from one stdin line",
+    )
+    add.add_argument("name", help="the username: lower-case letters, digits, '.', '_', '-'")
+    add.add_argument("--role", required=True, choices=[r.value for r in AccountRole])
+    add.add_argument("--department", default=None, help="department staff: a department id")
+    add.add_argument("--agent", default=None, help="agents: the agent id")
+    add.add_argument("--config", type=Path, default=Path("config"), metavar="DIR")
+    add.set_defaults(run=_users_add)
+    listing = users_sub.add_parser("list", help="every account (never a password or its hash)")
+    listing.set_defaults(run=_users_list)
+    disable = users_sub.add_parser("disable", help="an account that may no longer log in")
+    disable.add_argument("name")
+    disable.set_defaults(run=_users_disable)
 
     report = sub.add_parser("report", help="KPIs of a period: a table and a chart image")
     report.add_argument("--from", dest="first_day", type=_day, required=True, metavar="DATE")
@@ -262,6 +281,24 @@ def _department_token(args: argparse.Namespace) -> int:
     print(f"  {args.department}:")
     print(f"    - {token_digest(token)}")
     return 0
+
+
+def _users_add(args: argparse.Namespace) -> int:
+    from hotline.cli_users import add_user
+
+    return add_user(args, _load)
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    from hotline.cli_users import list_users
+
+    return list_users(args)
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    from hotline.cli_users import disable_user
+
+    return disable_user(args)
 
 
 def _fetch_model(args: argparse.Namespace) -> int:

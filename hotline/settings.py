@@ -70,6 +70,8 @@ class Settings:
     # under `redis_prefix`).
     speech_mode: str = "local"
     speech_queue: str = "hotline:speech"
+    # A person's session on the service's pages ends after this long without a request.
+    session_idle_s: float = 30 * 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> Settings:
@@ -93,9 +95,15 @@ class Settings:
             speech_mode=(env.get("HOTLINE_SPEECH") or "local").strip().lower(),
             speech_queue=env.get("HOTLINE_SPEECH_QUEUE")
             or (env.get("HOTLINE_REDIS_PREFIX") or "hotline:") + "speech",
+            session_idle_s=60 * float(env.get("HOTLINE_SESSION_IDLE_MINUTES") or 30),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over TLS when people reach the service over https."""
+        return self.public_url.lower().startswith("https://")
 
     def for_trial(self) -> Settings:
         """A local trial without a Twilio account: made-up secrets, printed for the operator."""

@@ -228,3 +228,30 @@ ticket_operations = Table(
     Column("at", UtcDateTime(), nullable=False),
     Index(None, "at"),
 )
+
+# People who log in to the service's pages (the agents' desk, the departments' cases, the
+# centre). Only an Argon2id hash of a password is kept.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(32), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # agent | department | centre | admin
+    Column("department", String(48)),  # department staff: a department of the config
+    Column("agent_id", String(16)),  # agents: the agent they are on the phone
+    Column("password_hash", String(200), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# Wrong passwords given for an account, for the lockout (auth/accounts.py). Kept in the
+# database so every process counts the same ones; cleared by a good login, pruned once too
+# old to count.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Index(None, "user_id", "at"),
+)

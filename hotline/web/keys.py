@@ -7,7 +7,11 @@ from datetime import datetime
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from aiohttp_session import AbstractStorage
 
+from hotline.auth.accounts import Account
+from hotline.auth.passwords import Passwords
 from hotline.callbacks.dispatcher import Dispatcher
 from hotline.config.live import LiveConfig
 from hotline.observability.metrics import Metrics
@@ -18,6 +22,7 @@ from hotline.store.durable import TicketWrites
 from hotline.store.jobs import JobStore
 from hotline.store.shared import SharedState
 from hotline.store.tickets import TicketStore
+from hotline.store.users import UserStore
 from hotline.twilio.rest import Dialer
 from hotline.twilio.signature import SignatureCheck
 from hotline.twilio.twiml import TwimlDocuments
@@ -56,3 +61,14 @@ LIVE_READS = web.AppKey("live_reads", SharedReads)
 UNCHANGED = web.RequestKey("unchanged", bool)
 # The webhook of a /twilio request, signed and parsed (hotline.web.voice.app.guard).
 WEBHOOK = web.RequestKey("webhook", Webhook)
+
+# People's accounts and their logins (the agents' desk, the departments', the centre's pages).
+USERS = web.AppKey("users", UserStore)
+PASSWORDS = web.AppKey("passwords", Passwords)
+# Where people's sessions are kept (Redis, or this process), and aiohttp-session's
+# middleware over it, which the people's pages run through (hotline.web.people.pages).
+SESSIONS = web.AppKey("sessions", AbstractStorage)
+SESSION_LAYER: web.AppKey[Middleware] = web.AppKey("session_layer")
+# The person logged in, on the requests of the pages that ask for one
+# (hotline.web.people.guard.requires).
+ACCOUNT = web.RequestKey("account", Account)

@@ -8,7 +8,7 @@ import functools
 import io
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,8 +181,10 @@ async def running_line(
     config_dir: Path = CONFIG_DIR,
     now: datetime = NOON,
     queue_max_size: int | dict[str, int] = 100,
+    prepare: Callable[[web.Application], None] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Line]:
+    """`prepare`: given the app before it starts (to add a route a test needs)."""
     log = io.StringIO()
     previous = structlog.get_config()  # a line inside another's test must not steal its log
     logs.configure("debug", stream=log)
@@ -205,6 +207,8 @@ async def running_line(
     )
     loaded = load_config(config_dir)
     app = make_app(app_settings, loaded, clock=clock, classifier=trained(loaded.digest, config_dir))
+    if prepare is not None:
+        prepare(app)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")
