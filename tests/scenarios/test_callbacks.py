@@ -40,7 +40,7 @@ from ivr.actions import Gather, Hangup, Hook, Play, Redirect, Say, Target
 from ivr.outbound import Answered, Heard, Keyed, OwedCallFacts, Rated, outbound_step
 from ivr.state import OutboundState
 from tests.support.line import ADMIN_TOKEN, AUTH_TOKEN, NIGHT, SHANGHAI, Line, running_line
-from tests.support.twilio_api import CallsApi, calls_api
+from tests.support.twilio_api import TwilioApi, twilio_api
 
 ACCOUNT = "AC" + "0" * 32
 HOTLINE_NUMBER = "+861012345000"
@@ -131,13 +131,13 @@ def test_the_survey_takes_a_rating(shipped: Any) -> None:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[CallsApi]:
-    async with calls_api(ACCOUNT, AUTH_TOKEN) as stand_in:
+async def api() -> AsyncIterator[TwilioApi]:
+    async with twilio_api(ACCOUNT, AUTH_TOKEN) as stand_in:
         yield stand_in
 
 
 @pytest.fixture
-async def line(db_url: str, api: CallsApi) -> AsyncIterator[Line]:
+async def line(db_url: str, api: TwilioApi) -> AsyncIterator[Line]:
     async with running_line(
         db_url,
         now=EVENING,
@@ -146,6 +146,7 @@ async def line(db_url: str, api: CallsApi) -> AsyncIterator[Line]:
         twilio_api_base=api.base_url,
         dispatch_every_s=3600,  # the test ticks the dispatcher itself
     ) as running:
+        api.carrier = running.carrier
         yield running
 
 
@@ -182,7 +183,7 @@ async def answer(
 
 
 async def test_message_left_at_2350_is_returned_at_0600_to_the_right_desk(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     number = await leave_message_for_tax_invoices(line)
     jobs = await line.app[JOBS].jobs_of(number)
@@ -228,7 +229,7 @@ async def test_message_left_at_2350_is_returned_at_0600_to_the_right_desk(
 
 
 async def test_unanswered_callbacks_are_retried_then_marked_for_a_person(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     number = await leave_message_for_tax_invoices(line)
     dispatcher = line.app[DISPATCHER]
@@ -256,7 +257,7 @@ async def test_unanswered_callbacks_are_retried_then_marked_for_a_person(
 
 
 async def test_a_number_the_api_refuses_counts_as_a_failed_attempt(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     api.invalid_numbers.add("+8613812348000")
     number = await leave_message_for_tax_invoices(line)
@@ -274,7 +275,7 @@ async def test_a_number_the_api_refuses_counts_as_a_failed_attempt(
 
 
 async def test_survey_after_resolution_reopens_a_dissatisfied_ticket(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     line.clock.now = MORNING + timedelta(hours=3)
     record = await line.call(ScriptedCaller(keys=["2", "2"]))
@@ -422,7 +423,7 @@ async def test_several_dispatchers_claim_each_job_exactly_once(
         await e.dispose()
 
 
-async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: CallsApi) -> None:
+async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: TwilioApi) -> None:
     from hotline.twilio.rest import CallRequest, DialError
 
     dialer = TwilioDialer(ACCOUNT, AUTH_TOKEN, api_base=api.base_url)
@@ -449,7 +450,7 @@ async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: Calls
 
 
 async def test_a_caller_who_described_the_matter_and_hung_up_is_called_back(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     line.clock.now = MORNING + timedelta(hours=2)
     record = await line.call(ScriptedCaller(keys=["8"], recordings=[Recording(duration=9.0)]))
@@ -466,7 +467,7 @@ async def test_a_caller_who_described_the_matter_and_hung_up_is_called_back(
 
 
 async def test_a_withheld_caller_leaves_a_message_and_is_owed_no_callback(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     line.clock.now = NIGHT
     record = await line.call(
