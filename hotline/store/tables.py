@@ -139,7 +139,8 @@ ticket_counters = Table(
     Column("last", Integer, nullable=False),
 )
 
-# The service's own view of who waits in which queue (Twilio only dequeues the front).
+# The service's own view of who waits in which queue: the service chooses the caller an
+# agent gets, and takes that caller out of the carrier's queue by name.
 queue_members = Table(
     "queue_members",
     metadata,
@@ -153,8 +154,11 @@ queue_members = Table(
     Column("joined_at", UtcDateTime(), nullable=False),
     Column("left_at", UtcDateTime()),
     Column("result", String(24)),
-    Column("claimed_by", String(16)),  # the agent about to dial this queue for this caller
+    Column("claimed_by", String(16)),  # the agent about to be connected to this caller
     Column("claimed_at", UtcDateTime()),
+    # The carrier's id of the queue, as the caller's first hold webhook reported it: taking
+    # this caller out of the queue by name needs it (routing/acd.py chose the caller).
+    Column("queue_sid", String(64)),
     Index(None, "left_at", "desk"),
 )
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from casework.tickets import TicketStatus
 from hotline.auth.pins import hash_pin, is_pin_hash, verify_pin
 from hotline.config import LoadedConfig
 from ivr.actions import (
@@ -15,29 +16,41 @@ from ivr.actions import (
     Enqueue,
     Gather,
     Hangup,
+    Hook,
+    Leave,
     Pause,
     Redirect,
     Say,
+    Target,
 )
 from ivr.agent import (
+    HOLD_ROUNDS,
     MAX_PIN_TRIES,
     AgentCalled,
     AgentChange,
     AgentIdEntered,
     CallerForAgent,
+    CallerTaken,
     CallerTicket,
     Connected,
     DialEnded,
+    HoldingForAgent,
+    IntoAgentQueue,
+    LeftAgentQueue,
     LogOut,
     NextCaller,
     OutcomeKeyed,
     PinChecked,
+    Taken,
     agent_rescue,
     agent_step,
 )
+from ivr.events import QueueLeft
+from ivr.flow import step
 from ivr.model import IvrPlan
-from ivr.state import AgentCallState
+from ivr.state import AgentCallState, CallState
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
+from routing.queue_router import QueueExit
 
 T0 = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
 AGENT = Agent(
@@ -120,9 +133,60 @@ def test_login_then_the_next_caller_with_a_whisper(plan: IvrPlan) -> None:
     state, actions = agent_step(plan, state, NextCaller(caller))
     assert "发票专席来电，工单尾号0 0 0 0 4 2。" in said(actions)
     assert "来电人说：我们 开 出去 的 专 票" in said(actions)
-    dial = next(a for a in actions if isinstance(a, Dial))
-    assert dial.queue == "desk-tax-invoice" and dial.greet.hook is AgentHook.GREET
-    assert state.caller == caller.call_sid
+    # After the whisper, the chosen caller is taken for this agent (not the queue's front).
+    assert not any(isinstance(a, Dial) for a in actions)
+    assert actions[-1] == Redirect(AgentTarget(AgentHook.CONNECT, state))
+    assert (state.caller, state.desk) == (caller.call_sid, "tax-invoice")
+    # Taken: the agent dials its own queue, where only that caller waits.
+    _, actions = agent_step(plan, state, CallerTaken(Taken.YES))
+    [dial] = actions
+    assert isinstance(dial, Dial) and dial.queue == "agent-1001"
+    assert (dial.done.hook, dial.greet.hook) == (AgentHook.AFTER, AgentHook.GREET)
+    # Gone meanwhile (or not taken): ready again, the next caller.
+    for outcome in (Taken.GONE, Taken.FAILED):
+        back, actions = agent_step(plan, state, CallerTaken(outcome))
+        assert back.caller is None and back.desk is None
+        assert actions[0] == AgentChange(AgentState.READY, f"caller not taken: {outcome.value}")
+        assert actions[-1] == Redirect(AgentTarget(AgentHook.NEXT, back))
+
+
+def test_the_taken_caller_waits_for_the_agent_a_few_rounds_then_goes_back(plan: IvrPlan) -> None:
+    connecting = AgentCallState(lang="zh", agent="1001", caller="CA" + "3" * 32, desk="tax-invoice")
+    held, actions = agent_step(plan, connecting, IntoAgentQueue())
+    assert actions == (
+        Enqueue(
+            "agent-1001",
+            done=AgentTarget(AgentHook.BACK, held),
+            wait=AgentTarget(AgentHook.HOLD, held),
+        ),
+    )
+    rounds = 0
+    while True:
+        held, actions = agent_step(plan, held, HoldingForAgent())
+        if actions == (Leave(),):
+            break
+        rounds += 1
+        assert isinstance(actions[0], Pause) and actions[-1] == Redirect(
+            AgentTarget(AgentHook.HOLD, held)
+        )
+    assert rounds == HOLD_ROUNDS
+    # Connected and talked, or hung up: the caller's call ends there.
+    for result in (QueueExit.BRIDGED, QueueExit.HANGUP):
+        assert agent_step(plan, held, LeftAgentQueue(result))[1] == (Hangup(),)
+    # The agent never came: back to the caller's desk, counted as a new stay in its queue.
+    _, actions = agent_step(plan, held, LeftAgentQueue(QueueExit.LEAVE))
+    ticket, redirect = actions
+    assert isinstance(ticket, CallerTicket) and ticket.call_sid == "CA" + "3" * 32
+    assert ticket.change.status is TicketStatus.ROUTED
+    desk = CallState(lang="zh", node=plan.root, desk="tax-invoice")
+    assert redirect == Redirect(Target(Hook.ROUTE, desk))
+
+
+def test_a_caller_taken_for_an_agent_needs_no_answer_of_the_queue_action(plan: IvrPlan) -> None:
+    """The carrier requests the Enqueue action at once when the caller is taken out of the
+    queue through its REST API, and runs the agent's connection instead of the answer."""
+    holding = CallState(lang="zh", node=plan.root, desk="tax-invoice", queue="desk-tax-invoice")
+    assert step(plan, holding, QueueLeft(QueueExit.REDIRECTED)) == (holding, ())
 
 
 def test_idle_agent_holds_then_looks_again(plan: IvrPlan) -> None:
@@ -153,6 +217,8 @@ def test_greet_records_who_answered_and_wrap_up_sets_the_outcome(plan: IvrPlan) 
     _, actions = agent_step(plan, state, Connected("CA" + "2" * 32))
     ticket = next(a for a in actions if isinstance(a, CallerTicket))
     assert ticket.change.answered_by == "1001" and ticket.call_sid == "CA" + "2" * 32
+    assert ticket.change.status is TicketStatus.ANSWERED
+    assert ticket.change.queue_result is QueueExit.BRIDGED
     _, actions = agent_step(plan, state, DialEnded("completed"), wrap_up_s=25)
     assert AgentChange(AgentState.WRAP_UP, "call ended", state.caller) in actions
     assert next(a for a in actions if isinstance(a, Gather)).timeout_s == 25
@@ -208,6 +274,12 @@ def test_a_failed_agent_webhook_never_puts_the_agent_in_a_callers_queue(plan: Iv
         assert not any(isinstance(a, Enqueue | Dial) for a in actions), hook
     # The caller's leg, just before the connection: nothing, so the connection goes ahead.
     assert agent_rescue(plan, logged_in, AgentHook.GREET)[1] == ()
+    # Elsewhere on the caller's leg: never left in the agent's queue.
+    assert agent_rescue(plan, logged_in, AgentHook.HOLD)[1] == (Leave(),)
+    back = agent_rescue(plan, logged_in, AgentHook.BACK, result=QueueExit.ERROR)[1]
+    general = CallState(lang="zh", node=plan.root, desk=plan.general_desk)
+    assert back == (Redirect(Target(Hook.ROUTE, general)),)
+    assert agent_rescue(plan, logged_in, AgentHook.BACK, result=QueueExit.BRIDGED)[1] == (Hangup(),)
     # A logged-in agent keeps the line and looks for the next caller after a pause.
     again, actions = agent_rescue(plan, logged_in, AgentHook.NEXT, idle_recheck_s=7)
     assert again.caller is None

@@ -34,7 +34,7 @@ from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobKind, JobStore, owe_call
 from hotline.store.tables import callback_jobs, queue_members, tickets
 from hotline.store.tickets import TicketStore
-from hotline.twilio.rest import TwilioDialer
+from hotline.twilio.rest import TwilioRest
 from hotline.web.keys import DISPATCHER, JOBS
 from ivr.actions import Gather, Hangup, Hook, Play, Redirect, Say, Target
 from ivr.outbound import Answered, Heard, Keyed, OwedCallFacts, Rated, outbound_step
@@ -426,7 +426,7 @@ async def test_several_dispatchers_claim_each_job_exactly_once(
 async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: TwilioApi) -> None:
     from hotline.twilio.rest import CallRequest, DialError
 
-    dialer = TwilioDialer(ACCOUNT, AUTH_TOKEN, api_base=api.base_url)
+    dialer = TwilioRest(ACCOUNT, AUTH_TOKEN, api_base=api.base_url)
     try:
         sid = await dialer.place(
             CallRequest(
@@ -439,7 +439,7 @@ async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: Twili
         )
         assert sid == api.created[0]["Sid"] and sid.startswith("CA")
         assert api.created[0]["Timeout"] == "25"
-        wrong = TwilioDialer(ACCOUNT, "not-the-token", api_base=api.base_url)
+        wrong = TwilioRest(ACCOUNT, "not-the-token", api_base=api.base_url)
         with pytest.raises(DialError, match=r"Authenticate|401"):
             await wrong.place(
                 CallRequest("+8613812348000", HOTLINE_NUMBER, "https://h/x", "https://h/y", 25)
@@ -447,6 +447,44 @@ async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: Twili
         await wrong.close()
     finally:
         await dialer.close()
+
+
+async def test_the_rest_client_takes_a_named_caller_out_of_its_queue(line: Line) -> None:
+    """The Queue Members resource, through the twilio library, against the stand-in in
+    front of the carrier: the first request for a member succeeds, later ones say the
+    caller is gone; a refused login is no news about the caller."""
+    from hotline.twilio.rest import TakeError
+
+    assert line.twilio_api is None  # this module's line has its own stand-in
+    async with twilio_api(ACCOUNT, AUTH_TOKEN, line.carrier) as api:
+        holding = asyncio.create_task(
+            line.call(
+                ScriptedCaller(keys=["0"], queue=QueuePlan(then=QueueChoice.HANGUP, patience=10))
+            )
+        )
+        for _ in range(500):
+            if line.carrier.queue_size("desk-general"):
+                break
+            await asyncio.sleep(0.01)
+        [caller] = [c for c in line.carrier.calls if c.queue_results == []]
+        queue_sid = line.carrier.queue_sid("desk-general")
+        rest = TwilioRest(ACCOUNT, AUTH_TOKEN, api_base=api.base_url)
+        wrong = TwilioRest(ACCOUNT, "not-the-token", api_base=api.base_url)
+        try:
+            with pytest.raises(TakeError) as refused:
+                await wrong.take(queue_sid, caller.call_sid, "https://h.example/twilio/x")
+            assert refused.value.gone is False
+            await rest.take(queue_sid, caller.call_sid, "https://hotline.example.gov/twilio/x")
+            with pytest.raises(TakeError) as again:
+                await rest.take(queue_sid, caller.call_sid, "https://h.example/twilio/x")
+            assert again.value.gone is True
+        finally:
+            await rest.close()
+            await wrong.close()
+        record = await holding
+    assert [d["status"] for d in api.dequeues] == ["401", "200", "400"]
+    assert api.dequeues[1]["Url"] == "https://hotline.example.gov/twilio/x"
+    assert [r.result for r in record.queue_results] == ["redirected"]
 
 
 async def test_a_caller_who_described_the_matter_and_hung_up_is_called_back(

@@ -15,11 +15,14 @@ from aiohttp import web
 from hotline.auth.pins import verify_pin
 from hotline.store.durable import operation_key
 from hotline.store.tickets import CallRef
+from hotline.twilio.rest import TakeError
 from hotline.twilio.twiml import empty_twiml
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, TICKETS, WEBHOOK
+from hotline.twilio.urls import absolute
+from hotline.twilio.webhooks import public_base
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, MEMBERS, SETTINGS, TICKETS, WEBHOOK
 from hotline.web.staff import directory
 from hotline.web.voice.calls import twiml_response
-from ivr.actions import Action, AgentHook, TicketChange
+from ivr.actions import Action, AgentHook, AgentTarget, TicketChange
 from ivr.agent import (
     AgentAction,
     AgentCalled,
@@ -27,18 +30,24 @@ from ivr.agent import (
     AgentEvent,
     AgentIdEntered,
     CallerForAgent,
+    CallerTaken,
     CallerTicket,
     Connected,
     DialEnded,
+    HoldingForAgent,
+    IntoAgentQueue,
+    LeftAgentQueue,
     LogOut,
     NextCaller,
     OutcomeKeyed,
     PinChecked,
+    Taken,
     agent_rescue,
     agent_step,
 )
 from ivr.state import AgentCallState
 from routing.acd import AgentState
+from routing.queue_router import QueueExit
 
 log = structlog.get_logger("hotline.agents")
 
@@ -80,8 +89,13 @@ def rescue_response(request: web.Request) -> web.Response:
         hook: AgentHook | None = AgentHook(request.path.rsplit("/", 1)[-1])
     except ValueError:
         hook = None  # the agent number's own Voice URL, /twilio/agent
+    webhook = request.get(WEBHOOK)
     _, actions = agent_rescue(
-        config.plan, _state(request), hook, idle_recheck_s=config.staffing.idle_recheck_s
+        config.plan,
+        _state(request),
+        hook,
+        idle_recheck_s=config.staffing.idle_recheck_s,
+        result=webhook.queue_exit if webhook else None,
     )
     return twiml_response(request, config.plan, actions)
 
@@ -104,6 +118,14 @@ async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
             if digits:
                 return LogOut()
             return NextCaller(await _claim(request, state))
+        case AgentHook.CONNECT:
+            return CallerTaken(await _take(request, state))
+        case AgentHook.TAKEN:
+            return IntoAgentQueue()
+        case AgentHook.HOLD:
+            return HoldingForAgent()
+        case AgentHook.BACK:
+            return LeftAgentQueue(webhook.queue_exit or QueueExit.ERROR)
         case AgentHook.GREET:
             return Connected(webhook.call_sid or "")
         case AgentHook.AFTER:
@@ -123,14 +145,36 @@ async def _pin_ok(request: web.Request, state: AgentCallState, pin: str) -> bool
 
 async def _claim(request: web.Request, state: AgentCallState) -> CallerForAgent | None:
     agent = (await directory(request)).get(state.agent or "")
-    if agent is None:
-        return None
+    if agent is None or MEMBERS not in request.config_dict:
+        return None  # without the REST API no caller could be taken for the agent
     claimed = await request.config_dict[AGENTS].claim_next(agent, request.config_dict[CLOCK]())
     if claimed is None:
         return None
     return CallerForAgent(
         claimed.call_sid, claimed.desk, claimed.queue, claimed.ticket, claimed.transcript
     )
+
+
+async def _take(request: web.Request, state: AgentCallState) -> Taken:
+    """Take the caller this agent claimed out of the desk's queue, by name, into the
+    agent's own (the TwiML of the TAKEN hook, run on the caller's call)."""
+    agents = request.config_dict[AGENTS]
+    if not state.agent or not state.caller:
+        return Taken.GONE
+    queue_sid = await agents.claimed_queue(state.agent, state.caller)
+    if queue_sid is None:
+        return Taken.GONE  # left the queue, or the claim was given back meanwhile
+    base = public_base(request, request.config_dict[SETTINGS].public_url)
+    url = absolute(base, AgentTarget(AgentHook.TAKEN, state))
+    try:
+        await request.config_dict[MEMBERS].take(queue_sid, state.caller, url)
+    except TakeError as exc:
+        log.warning("caller_not_taken", agent=state.agent, call_sid=state.caller, error=str(exc))
+        if not exc.gone:
+            return Taken.FAILED  # the claim is given back as the agent is ready again
+        await agents.gone(state.caller, request.config_dict[CLOCK]())
+        return Taken.GONE
+    return Taken.YES
 
 
 async def _answer(request: web.Request, event: AgentEvent, route: str) -> web.Response:
