@@ -13,7 +13,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.engine import reads
-from hotline.store.tables import agent_events, agent_states, agents, queue_members, tickets
+from hotline.store.tables import (
+    agent_events,
+    agent_states,
+    agents,
+    pin_failures,
+    queue_members,
+    tickets,
+)
 from hotline.store.tickets import STALE_QUEUE_AFTER
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
 from routing.queue_stats import QueueStay
@@ -218,6 +225,62 @@ class AgentStore:
                 .where(queue_members.c.left_at.is_(None))
                 .values(left_at=at, result=GONE, claimed_by=None, claimed_at=None)
             )
+
+    async def pin_attempt(
+        self, agent_id: str, caller: str, at: datetime, *, since: datetime
+    ) -> tuple[int, list[datetime], list[datetime]]:
+        """Note a PIN attempt as a failure before it is checked, then read the failures
+        since `since` that still count, this one left out: those keyed for this agent id,
+        and those from this number (whatever id they keyed). The attempt's id, to forget it
+        if the PIN was right (`forget_pin_attempt`).
+
+        Noted first and committed on its own: of any number of attempts at once, each sees
+        at least those noted before it, so no burst of calls gets more PINs checked than
+        the lockout allows. Failures too old to matter go.
+        """
+        async with self.engine.begin() as conn:
+            await conn.execute(pin_failures.delete().where(pin_failures.c.at < since))
+            noted = await conn.execute(
+                pin_failures.insert()
+                .values(agent_id=agent_id, caller=caller, at=at)
+                .returning(pin_failures.c.id)
+            )
+            attempt = int(noted.scalar_one())
+        others = (
+            select(pin_failures.c.at)
+            .where(pin_failures.c.at >= since)
+            .where(pin_failures.c.id != attempt)
+        )
+        of_agent = others.where(pin_failures.c.agent_id == agent_id)
+        of_caller = others.where(pin_failures.c.caller == caller)
+        async with self.reads.connect() as conn:
+            by_agent = await conn.scalars(of_agent.where(pin_failures.c.agent_lifted.is_(False)))
+            by_caller = await conn.scalars(of_caller.where(pin_failures.c.caller_lifted.is_(False)))
+            return attempt, list(by_agent), list(by_caller)
+
+    async def forget_pin_attempt(self, attempt: int) -> None:
+        """The PIN was right: that attempt was no failure."""
+        async with self.engine.begin() as conn:
+            await conn.execute(pin_failures.delete().where(pin_failures.c.id == attempt))
+
+    async def lift_lockout(self, agent_id: str, own_number: str | None) -> int:
+        """A supervisor lifts an agent's lockout: the wrong PINs keyed for this agent id no
+        longer count against it, nor those from the agent's own number against that number
+        (an intruder's number stays locked). How many failures were lifted."""
+        async with self.engine.begin() as conn:
+            lifted = await conn.execute(
+                pin_failures.update()
+                .where(pin_failures.c.agent_id == agent_id)
+                .where(pin_failures.c.agent_lifted.is_(False))
+                .values(agent_lifted=True)
+            )
+            if own_number:
+                await conn.execute(
+                    pin_failures.update()
+                    .where(pin_failures.c.caller == own_number)
+                    .values(caller_lifted=True)
+                )
+        return int(lifted.rowcount or 0)
 
     async def release(self, agent_id: str) -> None:
         """Give back callers this agent claimed but was not connected to."""

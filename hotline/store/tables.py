@@ -184,6 +184,24 @@ agent_events = Table(
     Index(None, "agent_id", "id"),
 )
 
+# Wrong agent PINs, one row per attempt: the agent id keyed and the number that called
+# (routing/lockout.py decides when they lock a login). Kept while they can still matter.
+# A supervisor's lift stops a failure counting against the agent id (and against the
+# agent's own number), not against an intruder's number.
+pin_failures = Table(
+    "pin_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(64), nullable=False),  # as keyed: perhaps no agent at all
+    Column("caller", String(32), nullable=False),  # E.164, or withheld / unknown
+    Column("at", UtcDateTime(), nullable=False),
+    Column("agent_lifted", Boolean, nullable=False, server_default="0"),
+    Column("caller_lifted", Boolean, nullable=False, server_default="0"),
+    Index(None, "agent_id", "at"),
+    Index(None, "caller", "at"),
+    Index(None, "at"),
+)
+
 # Agents added through the ops API (those of config/agents.yaml are not stored here).
 agents = Table(
     "agents",

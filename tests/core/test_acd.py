@@ -50,6 +50,7 @@ from ivr.flow import step
 from ivr.model import IvrPlan
 from ivr.state import AgentCallState, CallState
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
+from routing.lockout import PIN_LOCKOUT, LockoutRule, locked_until
 from routing.queue_router import QueueExit
 
 T0 = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
@@ -289,3 +290,25 @@ def test_a_failed_agent_webhook_never_puts_the_agent_in_a_callers_queue(plan: Iv
         _, actions = agent_rescue(plan, AgentCallState(lang="en"), login)
         assert said(actions) == plan.prompts.agent_system_error["en"]
         assert isinstance(actions[-1], Hangup)
+
+
+def test_five_wrong_pins_within_fifteen_minutes_lock_for_fifteen() -> None:
+    minute = timedelta(minutes=1)
+    rule = PIN_LOCKOUT
+    assert (rule.failures, rule.within, rule.lock_for) == (5, 15 * minute, 15 * minute)
+    four = [T0 + i * minute for i in range(4)]
+    assert locked_until(four, T0 + 4 * minute, rule) is None
+    five = [*four, T0 + 14 * minute]
+    assert locked_until(five, T0 + 14 * minute, rule) == T0 + 29 * minute
+    assert locked_until(five, T0 + 29 * minute - timedelta(seconds=1), rule) is not None
+    assert locked_until(five, T0 + 29 * minute, rule) is None  # over
+    # Spread out: never five within 15 minutes.
+    spread = [T0 + i * 4 * minute for i in range(8)]
+    assert locked_until(spread, T0 + 40 * minute, rule) is None
+    # Guessing on while locked keeps it locked: each attempt counts.
+    on = [*five, T0 + 20 * minute, T0 + 28 * minute]
+    assert locked_until(on, T0 + 30 * minute, rule) == T0 + 43 * minute
+    # Failures not yet made (a later clock's) are not counted.
+    assert locked_until(five, T0 + 3 * minute, rule) is None
+    assert locked_until([], T0, LockoutRule(failures=1)) is None
+    assert locked_until([T0], T0, LockoutRule(failures=1)) == T0 + 15 * minute

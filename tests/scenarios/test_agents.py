@@ -269,6 +269,72 @@ async def test_wrong_pin_three_times_ends_the_call(line: Line) -> None:
     assert next(a for a in live["agents"] if a["id"] == "1001")["state"] == "offline"
 
 
+INTRUDER = "+8613900000666"
+LOGGED_IN = "登录成功，正在为您分配来电。"
+
+
+def guesses(*pins: str) -> ScriptedCaller:
+    """Agent 1001's id with each of these PINs, one attempt after the other."""
+    return agent([key for pin in pins for key in ("1001#", f"{pin}#")])
+
+
+async def test_guessing_pins_across_calls_is_locked_out(line: Line) -> None:
+    """Three tries per call were no limit: a number calling again and again could find a
+    PIN. Five wrong PINs within 15 minutes lock the agent id and the number."""
+    first = await agent_call(line, guesses("0000", "1111", "2222"), INTRUDER)
+    # Two more wrong PINs lock; the right one then sounds exactly like a wrong one.
+    second = await agent_call(line, guesses("3333", "4444", "1234"), INTRUDER)
+    assert second.said == first.said and LOGGED_IN not in second.said
+    assert second.said[-2:] == ["请输入密码，以井号键结束。", "登录失败，再见。"]
+    for _ in range(10):  # guessing on: the right PIN never gets in
+        again = await agent_call(line, guesses("1234", "1234", "1234"), INTRUDER)
+        assert again.said == first.said
+    locked = events(line, "agent_pin_locked")
+    assert [e["reason"] for e in locked] == ["failures"] + ["refused"] * 31
+    assert locked[0]["caller"] == "+86139****0666" and locked[0]["agent"] == "1001"
+    assert INTRUDER not in line.log.getvalue()
+    # The agent id is locked for the agent's own phone too, until a supervisor lifts it.
+    assert LOGGED_IN not in (await agent_call(line, agent(["1001#", "1234#"]))).said
+    status, body = await line.api("/api/agents/1001/lockout", method="DELETE")
+    assert (status, body["id"]) == (200, "1001") and body["failures_lifted"] == 37
+    status, body = await line.api("/api/agents/9999/lockout", method="DELETE")
+    assert (status, body["error"]) == (404, "agent-not-found")
+    assert LOGGED_IN in (await agent_call(line, agent(["1001#", "1234#"]))).said
+    # The intruder's number is still locked; after 15 minutes without an attempt it is not.
+    assert LOGGED_IN not in (await agent_call(line, guesses("1234"), INTRUDER)).said
+    line.clock.now += timedelta(minutes=15)
+    assert LOGGED_IN in (await agent_call(line, guesses("1234"), INTRUDER)).said
+
+
+async def test_a_burst_of_calls_gets_no_more_pins_checked(line: Line) -> None:
+    """46 calls at once from one number, three guesses each: every attempt is noted before
+    its PIN is checked, so no more than the five the lockout allows are ever checked."""
+    calls = [
+        agent_call(line, guesses(f"{i:02d}00", f"{i:02d}11", f"{i:02d}22"), INTRUDER)
+        for i in range(46)
+    ]
+    records = await asyncio.gather(*calls)
+    assert all(LOGGED_IN not in r.said and r.said[-1] == "登录失败，再见。" for r in records)
+    assert len(events(line, "agent_login_failed")) <= 5
+    assert LOGGED_IN not in (await agent_call(line, guesses("1234"), INTRUDER)).said
+
+
+async def test_a_pin_lockout_holds_across_server_processes(db_url: str) -> None:
+    async with running_line(db_url) as a, running_line(db_url) as b:
+        await agent_call(a, guesses("0000", "1111", "2222"), INTRUDER)
+        await agent_call(a, guesses("3333", "4444"), INTRUDER)  # five: locked
+        # The other process refuses the right PIN, for the agent id and for the number.
+        assert LOGGED_IN not in (await agent_call(b, agent(["1001#", "1234#"]))).said
+        assert LOGGED_IN not in (await agent_call(b, guesses("0000", "1002"), INTRUDER)).said
+        # (The processes of one test share a log: the last line started took it.)
+        assert [e["reason"] for e in events(b, "agent_pin_locked")] == ["failures"] + [
+            "refused"
+        ] * 3
+        status, _ = await b.api("/api/agents/1001/lockout", method="DELETE")
+        assert status == 200
+        assert LOGGED_IN in (await agent_call(a, agent(["1001#", "1234#"]))).said
+
+
 async def test_agent_hangs_up_in_wrap_up(line: Line) -> None:
     caller_call = asyncio.create_task(line.call(waiting_caller(["0"])))
     await until_waiting(line, "desk-general", 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import structlog
 from aiohttp import web
@@ -47,6 +48,7 @@ from ivr.agent import (
 )
 from ivr.state import AgentCallState
 from routing.acd import AgentState
+from routing.lockout import PIN_LOCKOUT, locked_until
 from routing.queue_router import QueueExit
 
 log = structlog.get_logger("hotline.agents")
@@ -135,12 +137,39 @@ async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
 
 
 async def _pin_ok(request: web.Request, state: AgentCallState, pin: str) -> bool:
-    agent = (await directory(request)).get(state.agent or "")
-    # A hash check takes tens of milliseconds: not on the event loop.
-    ok = agent is not None and await asyncio.to_thread(verify_pin, pin, agent.pin_hash)
-    if not ok:
+    """The PIN is the agent's, and neither the agent id keyed nor the calling number is
+    locked out (routing/lockout.py). A locked attempt is refused as a wrong PIN is, the
+    PIN unchecked, and counts as one: a number that keeps guessing stays locked."""
+    agents = request.config_dict[AGENTS]
+    caller = request[WEBHOOK].caller
+    keyed, number, now = state.agent or "", str(caller), request.config_dict[CLOCK]()
+    since = now - PIN_LOCKOUT.lookback
+    attempt, by_agent, by_number = await agents.pin_attempt(keyed, number, now, since=since)
+    locked = _locked(by_agent, by_number, now)
+    if locked is None:
+        agent = (await directory(request)).get(keyed)
+        # A hash check takes tens of milliseconds: not on the event loop.
+        if agent is not None and await asyncio.to_thread(verify_pin, pin, agent.pin_hash):
+            await agents.forget_pin_attempt(attempt)
+            return True
         log.warning("agent_login_failed", agent=state.agent, attempt=state.tries + 1)
-    return ok
+    until = locked or _locked([*by_agent, now], [*by_number, now], now)
+    if until is not None:
+        reason = "refused" if locked else "failures"  # refused while locked, or locked now
+        log.warning(
+            "agent_pin_locked",
+            agent=state.agent,
+            caller=caller,
+            until=until.isoformat(),
+            reason=reason,
+        )
+    return False
+
+
+def _locked(by_agent: list[datetime], by_number: list[datetime], now: datetime) -> datetime | None:
+    """Until when the agent id or the number is locked (the later of the two), if it is."""
+    ends = [locked_until(failures, now, PIN_LOCKOUT) for failures in (by_agent, by_number)]
+    return max((end for end in ends if end is not None), default=None)
 
 
 async def _claim(request: web.Request, state: AgentCallState) -> CallerForAgent | None:
