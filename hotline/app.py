@@ -37,7 +37,7 @@ from hotline.store.shared import open_shared
 from hotline.store.tickets import TicketStore
 from hotline.store.users import UserStore
 from hotline.twilio.recordings import RecordingFetcher
-from hotline.twilio.rest import TwilioDialer
+from hotline.twilio.rest import TwilioRest
 from hotline.twilio.signature import SignatureCheck
 from hotline.twilio.twiml import TwimlDocuments
 from hotline.understanding.queue import QueuedSpeech
@@ -56,6 +56,7 @@ from hotline.web.keys import (
     HTTP,
     JOBS,
     LIVE_READS,
+    MEMBERS,
     METRICS,
     PASSWORDS,
     SESSION_LAYER,
@@ -238,11 +239,17 @@ async def _understanding(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
-    """The callback and survey dispatcher, when the service may place calls."""
+    """Twilio's REST API (placing calls, taking a chosen caller out of a queue for an
+    agent), and the callback and survey dispatcher, when the service may place calls."""
     settings = app[SETTINGS]
-    app[DIALER] = dialer = TwilioDialer(
+    app[DIALER] = dialer = TwilioRest(
         settings.twilio_account_sid, settings.twilio_auth_token, api_base=settings.twilio_api_base
     )
+    if settings.twilio_account_sid:
+        app[MEMBERS] = dialer
+    else:
+        # The REST API needs the account: without it no agent is connected with a caller.
+        log.warning("agents_not_connected", reason="not set: TWILIO_ACCOUNT_SID")
     missing = [
         name
         for name, value in (

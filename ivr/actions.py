@@ -29,11 +29,16 @@ class Hook(StrEnum):
 
 
 class AgentHook(StrEnum):
-    """The webhooks of an agent's call (the agent's number has its own Voice URL)."""
+    """The webhooks of an agent's call (the agent's number has its own Voice URL), and of
+    the caller's call while it is being connected to the agent (the caller's leg)."""
 
     ID = "agent-id"
     PIN = "agent-pin"
     NEXT = "agent-next"
+    CONNECT = "agent-connect"  # after the whisper: the chosen caller is taken for the agent
+    TAKEN = "agent-taken"  # caller's leg: taken out of the desk's queue, into the agent's
+    HOLD = "agent-hold"  # caller's leg: the agent's queue's hold, a few rounds at most
+    BACK = "agent-back"  # caller's leg: how the stay in the agent's queue ended
     GREET = "agent-greet"  # runs on the caller's leg, just before the two are connected
     AFTER = "agent-after"  # the Dial's action: the conversation is over
     WRAP = "agent-wrap"
@@ -108,8 +113,8 @@ class Record:
 @dataclass(frozen=True)
 class Enqueue:
     queue: str
-    done: Target
-    wait: Target
+    done: Target | AgentTarget  # the stay is over: how it ended
+    wait: Target | AgentTarget  # the hold document, each round
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,8 @@ class Hangup:
 
 @dataclass(frozen=True)
 class Dial:
-    """Connect this call to the front caller of `queue`; `greet` runs on the caller's leg."""
+    """Connect this call to the front caller of `queue` (or the first to join it within
+    `timeout_s`); `greet` runs on the caller's leg."""
 
     queue: str
     done: AgentTarget

@@ -3,31 +3,64 @@
 `agent_step(plan, state, event) -> (state, actions)`, pure like the caller's flow. Checking
 the PIN and claiming a caller happen at the edge (a hash, the shared queue view); their
 results arrive here as events.
+
+Connecting the caller the service chose (routing/acd.py), not the front of a desk's queue:
+after the whisper (CONNECT) the edge takes that caller out of the desk's queue by name,
+into the agent's own queue (TAKEN, on the caller's leg), and the agent's <Dial> takes the
+one caller there. If the agent never comes, the caller's hold there (HOLD) runs out and
+the caller goes back to the desk (BACK); if the caller never comes, the <Dial> times out
+and the agent is looked for a caller again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
+from casework.tickets import TicketStatus
 from ivr.actions import (
     Action,
     AgentHook,
     AgentTarget,
     Dial,
+    Enqueue,
     Gather,
     Hangup,
+    Hook,
+    Leave,
     Pause,
     Redirect,
     Say,
+    Target,
     TicketChange,
     say,
 )
 from ivr.model import IvrPlan, Text
-from ivr.state import AgentCallState
+from ivr.state import AgentCallState, CallState
 from routing.acd import AgentState, Outcome
+from routing.queue_router import QueueExit
 
 MAX_PIN_TRIES = 3
 OUTCOME_KEYS = {"1": Outcome.ANSWERED, "2": Outcome.FORWARDED, "3": Outcome.CALLBACK}
+# How long the agent's <Dial> waits for the taken caller to arrive in the agent's queue,
+# and how long the caller holds there for the agent (a little longer): both a few seconds
+# in practice, these bound what a hang-up in between leaves waiting.
+CONNECT_TIMEOUT_S = 20
+HOLD_ROUND_S = 5
+HOLD_ROUNDS = 5
+
+
+def agent_queue(agent: str) -> str:
+    """The agent's own queue: only the caller taken for this agent ever waits in it."""
+    return f"agent-{agent}"
+
+
+class Taken(StrEnum):
+    """How taking the chosen caller out of the desk's queue went."""
+
+    YES = "taken"
+    GONE = "gone"  # the caller is no longer in the queue (hung up, or left it)
+    FAILED = "failed"  # the carrier's API failed: the caller still waits
 
 
 @dataclass(frozen=True)
@@ -65,6 +98,30 @@ class LogOut:
 
 
 @dataclass(frozen=True)
+class CallerTaken:
+    """After the whisper: the edge tried to take the chosen caller for this agent."""
+
+    outcome: Taken
+
+
+@dataclass(frozen=True)
+class IntoAgentQueue:
+    """The caller's leg, taken out of the desk's queue: now into the agent's."""
+
+
+@dataclass(frozen=True)
+class HoldingForAgent:
+    """The caller's leg, a round of hold in the agent's queue."""
+
+
+@dataclass(frozen=True)
+class LeftAgentQueue:
+    """The caller's leg: the stay in the agent's queue is over."""
+
+    result: QueueExit
+
+
+@dataclass(frozen=True)
 class Connected:
     """The Queue url on the caller's leg: this agent is taking this caller."""
 
@@ -87,6 +144,10 @@ AgentEvent = (
     | PinChecked
     | NextCaller
     | LogOut
+    | CallerTaken
+    | IntoAgentQueue
+    | HoldingForAgent
+    | LeftAgentQueue
     | Connected
     | DialEnded
     | OutcomeKeyed
@@ -159,10 +220,51 @@ def agent_step(
                 Hangup(),
             )
         case NextCaller(found=caller) if caller is not None:
-            return _connect(plan, state, caller)
+            return _whisper(plan, state, caller)
+        case CallerTaken(outcome=Taken.YES) if state.agent:
+            return state, (
+                Dial(
+                    agent_queue(state.agent),
+                    AgentTarget(AgentHook.AFTER, state),
+                    AgentTarget(AgentHook.GREET, state),
+                    CONNECT_TIMEOUT_S,
+                ),
+            )
+        case CallerTaken(outcome=outcome):
+            # Gone while the agent heard the whisper, or not taken: the next one.
+            back = replace(state, caller=None, desk=None)
+            return back, (
+                AgentChange(AgentState.READY, f"caller not taken: {outcome.value}"),
+                Redirect(AgentTarget(AgentHook.NEXT, back)),
+            )
+        case IntoAgentQueue() if state.agent:
+            held = replace(state, waits=0)
+            return held, (
+                Enqueue(
+                    agent_queue(state.agent),
+                    done=AgentTarget(AgentHook.BACK, held),
+                    wait=AgentTarget(AgentHook.HOLD, held),
+                ),
+            )
+        case IntoAgentQueue():
+            return _back_to_desk(plan, state)
+        case HoldingForAgent() if state.waits >= HOLD_ROUNDS:
+            return state, (Leave(),)  # the agent never came: back to the desk
+        case HoldingForAgent():
+            more = replace(state, waits=state.waits + 1)
+            return more, (Pause(HOLD_ROUND_S), Redirect(AgentTarget(AgentHook.HOLD, more)))
+        case LeftAgentQueue(result=QueueExit.BRIDGED | QueueExit.HANGUP):
+            return state, (Hangup(),)  # the conversation is over, or the caller hung up
+        case LeftAgentQueue():
+            return _back_to_desk(plan, state)
         case Connected(caller_sid=caller_sid):
             note = f"answered by agent {state.agent}"
-            answered = TicketChange(note=note, answered_by=state.agent)
+            answered = TicketChange(
+                note=note,
+                status=TicketStatus.ANSWERED,
+                queue_result=QueueExit.BRIDGED,
+                answered_by=state.agent,
+            )
             return state, (CallerTicket(caller_sid, answered), say(lang, p.agent_greet_caller))
         case DialEnded(status=status) if status != "completed":
             # Nobody was there after all (the caller hung up first): the next one.
@@ -183,20 +285,34 @@ def agent_step(
 
 
 def agent_rescue(
-    plan: IvrPlan, state: AgentCallState, hook: AgentHook | None, *, idle_recheck_s: int = 10
+    plan: IvrPlan,
+    state: AgentCallState,
+    hook: AgentHook | None,
+    *,
+    idle_recheck_s: int = 10,
+    result: QueueExit | None = None,
 ) -> tuple[AgentCallState, tuple[Action, ...]]:
     """Where an agent's call goes when handling `hook` broke (the database away, say):
     never into a callers' queue, never a dead end.
 
     On the caller's leg, just before the two are connected (`GREET`): nothing, so the
-    connection goes ahead. A logged-in agent keeps the line and looks again after a
-    pause, as when nobody waits. A login that could not be completed ends with an
-    apology: the agent calls again.
+    connection goes ahead; elsewhere on the caller's leg the caller is never left in the
+    agent's queue: back to the desk (or, the stay over, the end). A logged-in agent keeps
+    the line and looks again after a pause, as when nobody waits. A login that could not
+    be completed ends with an apology: the agent calls again.
     """
     if hook is AgentHook.GREET:
         return state, ()
-    if hook in (AgentHook.NEXT, AgentHook.AFTER, AgentHook.WRAP) and state.agent:
-        again = replace(state, caller=None)
+    if hook is AgentHook.HOLD:
+        return state, (Leave(),)
+    if hook is AgentHook.BACK and result in (QueueExit.BRIDGED, QueueExit.HANGUP):
+        return state, (Hangup(),)
+    if hook in (AgentHook.TAKEN, AgentHook.BACK):
+        return state, (Redirect(_desk_route(plan, state)),)
+    if hook in (AgentHook.NEXT, AgentHook.CONNECT, AgentHook.AFTER, AgentHook.WRAP) and (
+        state.agent
+    ):
+        again = replace(state, caller=None, desk=None)
         return again, (
             Pause(idle_recheck_s),
             Redirect(AgentTarget(AgentHook.NEXT, again)),
@@ -204,11 +320,11 @@ def agent_rescue(
     return state, (say(state.lang, plan.prompts.agent_system_error), Hangup())
 
 
-def _connect(
+def _whisper(
     plan: IvrPlan, state: AgentCallState, caller: CallerForAgent
 ) -> tuple[AgentCallState, tuple[AgentAction, ...]]:
     lang = state.lang
-    connected = replace(state, caller=caller.call_sid, waits=0)
+    connected = replace(state, caller=caller.call_sid, desk=caller.desk, waits=0)
     spec = plan.specialties.get(caller.desk)
     desk = spec.display_name(lang) if spec else caller.desk
     # The whisper: said to the agent before the Dial, so only the agent hears it.
@@ -217,15 +333,33 @@ def _connect(
     )
     if caller.transcript:
         whisper += " " + plan.prompts.agent_said[lang].format(words=caller.transcript[:40])
+    # Then the caller is taken for the agent (CONNECT): a caller who hangs up meanwhile
+    # costs the agent nothing but the whisper.
     return connected, (
         AgentChange(AgentState.ON_CALL, f"connecting {caller.ticket}", caller.call_sid),
         Say(whisper, lang),
-        Dial(
-            caller.queue,
-            AgentTarget(AgentHook.AFTER, connected),
-            AgentTarget(AgentHook.GREET, connected),
-        ),
+        Redirect(AgentTarget(AgentHook.CONNECT, connected)),
     )
+
+
+def _back_to_desk(
+    plan: IvrPlan, state: AgentCallState
+) -> tuple[AgentCallState, tuple[AgentAction, ...]]:
+    """The caller's leg, not connected to the agent after all: routed to the desk again
+    (the ticket leaves the queue view, so the new stay is counted from now)."""
+    route = _desk_route(plan, state)
+    actions: list[AgentAction] = []
+    if state.caller:
+        note = f"not connected to agent {state.agent}: back to the {route.state.desk} desk"
+        actions.append(CallerTicket(state.caller, TicketChange(note, status=TicketStatus.ROUTED)))
+    actions.append(Redirect(route))
+    return state, tuple(actions)
+
+
+def _desk_route(plan: IvrPlan, state: AgentCallState) -> Target:
+    """The caller's own flow again, at routing to the caller's desk (or the general one)."""
+    desk = state.desk if state.desk in plan.specialties else plan.general_desk
+    return Target(Hook.ROUTE, CallState(lang=state.lang, node=plan.root, desk=desk))
 
 
 def _wrapped(

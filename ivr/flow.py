@@ -121,6 +121,8 @@ def rescue(
         return state, (Pause(plan.dialogue.queue.hold_pause_s),)
     if hook is Hook.QUEUE_DONE and result in (QueueExit.BRIDGED, QueueExit.HANGUP):
         return state, (Hangup(),)
+    if hook is Hook.QUEUE_DONE and result is QueueExit.REDIRECTED:
+        return state, ()  # taken for an agent: the call goes on elsewhere
     if hook is Hook.VOICEMAIL:
         return state, (say(state.lang, plan.prompts.voicemail_thanks), Hangup())
     if state.queue == general.queue:
@@ -527,7 +529,12 @@ def _left_queue(plan: IvrPlan, state: CallState, result: QueueExit, wants_voicem
             return _to_voicemail(
                 plan, state, plan.prompts.voicemail, note="left queue for voicemail", result=result
             )
-    # Anything else (an error, a redirect we did not ask for): the general desk, once.
+        case QueueExit.REDIRECTED:
+            # Taken out of the queue for the agent the service chose (ivr/agent.py): the
+            # carrier only tells, runs the agent's connection instead of this answer, and
+            # the connection records the rest on the ticket.
+            return state, ()
+    # Anything else (an error): the general desk, once.
     general = plan.specialties[plan.general_desk]
     if queue != general.queue:
         moved, actions = _connect(plan, state, general.id)

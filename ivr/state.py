@@ -80,7 +80,8 @@ class AgentCallState:
     agent: str | None = None
     tries: int = 0
     caller: str | None = None  # the caller's call id while connected / wrapping up
-    waits: int = 0  # idle rounds with nobody waiting
+    waits: int = 0  # idle rounds with nobody waiting (on the caller's leg: hold rounds)
+    desk: str | None = None  # the caller's desk while connecting: where the caller goes back
 
     def to_params(self) -> dict[str, str]:
         params = {"lang": self.lang}
@@ -88,6 +89,8 @@ class AgentCallState:
             params["agent"] = self.agent
         if self.caller:
             params["caller"] = self.caller
+        if self.desk:
+            params["desk"] = self.desk
         if self.tries:
             params["tries"] = str(self.tries)
         if self.waits:
@@ -102,6 +105,7 @@ class AgentCallState:
             tries=_count(params.get("tries")),
             caller=_word(params.get("caller")),
             waits=_count(params.get("waits")),
+            desk=_word(params.get("desk")),
         )
 
 

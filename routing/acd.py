@@ -1,7 +1,9 @@
 """Automatic call distribution: which waiting caller an agent who is ready gets next.
 
-Twilio only dequeues the front of a named queue, so the service keeps its own view of who
-waits where and chooses the queue; this module is the choice, over plain data.
+The service keeps its own view of who waits where and chooses the caller; the edge then
+takes exactly that caller out of the carrier's queue, by name, for the agent (a queue's
+front is first in, first out: not the service's order). This module is the choice, over
+plain data.
 """
 
 from __future__ import annotations

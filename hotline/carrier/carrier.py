@@ -5,7 +5,9 @@ POSTs in, TwiML out. Everything a real call depends on but the server cannot
 see (the queue, the clock, the person holding the phone) is simulated here,
 so a whole call can be replayed deterministically in a test or driven by hand
 from a terminal. Calls placed by one carrier share its queues: an agent's call
-whose <Dial><Queue> runs takes the caller at the front of that queue.
+whose <Dial><Queue> runs takes the caller at the front of that queue, and
+`dequeue` (what Twilio's Queue Members API does) takes a named caller out of its
+queue into the TwiML at a URL of the service's choosing.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ EndReason = Literal[
     "rejected",
 ]
 ExchangeKind = Literal["twiml", "ignored", "status-callback"]
-QueueOutcome = Literal["bridged", "queue-full", "leave", "hangup"]
+QueueOutcome = Literal["bridged", "queue-full", "leave", "hangup", "redirected"]
 _T = TypeVar("_T")
 
 
@@ -133,7 +135,8 @@ class Exchange:
     status: int  # 0 when no HTTP answer came (refused, reset, timed out)
     body: str
     content_type: str = ""
-    # "ignored": sent after the caller hung up, so the answer is never played.
+    # "ignored": the answer is never played: sent after the caller hung up, or only to
+    # inform (an <Enqueue> action when the Queue Members API took the caller out).
     kind: ExchangeKind = "twiml"
 
 
@@ -200,13 +203,44 @@ class _Bridge:
     ended: asyncio.Future[BridgeEnd]
 
 
+@dataclass(frozen=True)
+class _Redirect:
+    """Where the Queue Members API sent a dequeued caller: TwiML from this URL next."""
+
+    url: str
+    method: str
+
+
 @dataclass
 class _Member:
     call_sid: str
     from_number: str = ""
     waited: float = 0.0
     bridge: _Bridge | None = None  # set, with `taken`, when a <Dial><Queue> dequeues it
+    redirect: _Redirect | None = None  # set, with `taken`, when the Members API dequeues it
     taken: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def dequeued(self) -> _Bridge | _Redirect | None:
+        return self.bridge or self.redirect
+
+
+class QueueNotFound(LookupError):
+    """No queue of this carrier has that sid (Twilio answers 404)."""
+
+
+class NotQueued(LookupError):
+    """The call is not (or no longer) waiting in that queue (Twilio answers 400)."""
+
+
+@dataclass(frozen=True)
+class Dequeued:
+    """What the Members API says of the member it just dequeued."""
+
+    call_sid: str
+    queue_sid: str
+    position: int
+    wait_time: int
 
 
 class _SimulatedQueue:
@@ -237,6 +271,9 @@ class _SimulatedQueue:
     def take(self) -> _Member | None:
         """Dequeue the member at the front, as <Dial><Queue> does."""
         return self.members.pop(0) if self.members else None
+
+    def find(self, call_sid: str) -> _Member | None:
+        return next((m for m in self.members if m.call_sid == call_sid), None)
 
     async def someone_joins(self, seconds: float) -> bool:
         """Wait up to `seconds` (real time) for a join; False if nobody came."""
@@ -343,6 +380,26 @@ class VirtualCarrier:
     def queue_sid(self, name: str) -> str:
         return self.queue(name).sid
 
+    def dequeue(self, queue_sid: str, call_sid: str, url: str, method: str = "POST") -> Dequeued:
+        """What Twilio's Queue Members API does with a POST naming one member: the call
+        leaves the queue at once; its <Enqueue> action URL is requested right away (Twilio
+        runs none of its answer), and the call runs the TwiML at `url` instead.
+
+        Only the first request for a member succeeds: a call that already left raises
+        `NotQueued`, an unknown queue `QueueNotFound`.
+        """
+        queue = next((q for q in self._queues.values() if q.sid == queue_sid), None)
+        if queue is None:
+            raise QueueNotFound(queue_sid)
+        member = queue.find(call_sid)
+        if member is None or member.dequeued is not None:
+            raise NotQueued(call_sid)
+        position = queue.position(member)
+        queue.leave(member)
+        member.redirect = _Redirect(url, method.upper() if method else "POST")
+        member.taken.set()
+        return Dequeued(call_sid, queue.sid, position, round(member.waited))
+
     async def place_call(
         self,
         caller: Caller,
@@ -353,12 +410,16 @@ class VirtualCarrier:
         voice_path: str | None = None,
         status_path: str | None = None,
         answered_by: str | None = None,
+        via: str | None = None,
     ) -> CallRecord:
         """One inbound call; `voice_path`/`status_path` override the carrier's for a number
         of its own (an agents' line, say) that shares this carrier's queues.
 
         `answered_by` makes it a call the service placed through the REST API with
         answering-machine detection: Twilio then says who answered (`human`, `machine_start`).
+
+        `via` is the address of the server process this call's webhooks reach (as a load
+        balancer would keep a call on one process), instead of the carrier's `base_url`.
         """
         record = CallRecord(
             call_sid=call_sid or "CA" + secrets.token_hex(16),
@@ -369,6 +430,7 @@ class VirtualCarrier:
         call = _Call(self, caller, record)
         call.voice_path = voice_path or self.voice_path
         call.status_path = status_path or self.status_path
+        call.via = via
         if answered_by is not None:
             call.direction = "outbound-api"
             call.extra["AnsweredBy"] = answered_by
@@ -401,6 +463,7 @@ class VirtualCarrier:
         *,
         signing: Signing | None = None,
         idempotency_token: str | None = None,
+        via: str | None = None,
     ) -> WebhookResponse:
         method = method.upper()
         scheme, netloc, path, query, _fragment = urlsplit(url)
@@ -419,7 +482,7 @@ class VirtualCarrier:
             signed = params
         headers.update((signing or self.signing).headers(url, signed, self.auth_token))
         headers[IDEMPOTENCY_HEADER] = idempotency_token or str(uuid.uuid4())
-        target = _request_url(self._physical(url))
+        target = _request_url(self._physical(url, via))
         timeout = aiohttp.ClientTimeout(total=self.request_timeout)
         attempt = 0
         while True:
@@ -446,10 +509,10 @@ class VirtualCarrier:
                 if attempt > self.connect_retries:
                     raise
 
-    def _physical(self, url: str) -> str:
+    def _physical(self, url: str, via: str | None = None) -> str:
         root = self.public_url
         if url == root or url.startswith((root + "/", root + "?")):
-            return self.base_url + url[len(root) :]
+            return (via or self.base_url).rstrip("/") + url[len(root) :]
         return url
 
 
@@ -462,6 +525,7 @@ class _Call:
         self.record = record
         self.voice_path = carrier.voice_path
         self.status_path: str | None = carrier.status_path
+        self.via: str | None = None  # the server process this call's webhooks go to
         self.clock = 0.0
         self.webhooks = 0
         self.answered = False
@@ -618,6 +682,13 @@ class _Call:
         holding = _Holding(queue, member, self.clock)
         try:
             outcome = await self.hold(verb, document, holding)
+            if isinstance(outcome, _Redirect):
+                # The Members API took the caller out: Twilio requests the action URL at
+                # once, runs none of its answer, and runs the TwiML at the new URL.
+                await self.leave_queue(
+                    holding, action, verb.method, "redirected", ignored=True, live=True
+                )
+                return await self.fetch(outcome.url, outcome.method, {})
             if isinstance(outcome, _Bridge):
                 end = await self.answer(outcome, holding)
                 # Twilio reports "bridged" once the conversation is over, even to a
@@ -648,7 +719,7 @@ class _Call:
 
     async def hold(
         self, verb: twiml.Enqueue, document: twiml.Document, holding: _Holding
-    ) -> Literal["leave", "bridged", "hangup"] | _Bridge:
+    ) -> Literal["leave", "bridged", "hangup"] | _Bridge | _Redirect:
         wait_url = _resolve(document, verb.wait_url) if verb.wait_url else None
         # Each round fetches the original waitUrl, as Twilio re-requests it, unless the
         # previous round ended in a <Redirect>: then that URL is the next round.
@@ -667,6 +738,8 @@ class _Call:
                     next_round[0], next_round[1], self.queue_params(holding), context="wait"
                 )
                 ended = await self.run_hold_document(hold_document, holding)
+                if holding.member.redirect is not None:
+                    return holding.member.redirect  # taken out during the round
                 if ended is True:
                     return "leave"
                 if isinstance(ended, tuple):
@@ -675,22 +748,22 @@ class _Call:
                     next_round = (wait_url, verb.wait_url_method)
             self.touch(holding)
             choice = await self.decide(holding)
-            if isinstance(choice, _Bridge):
+            if isinstance(choice, _Bridge | _Redirect):
                 return choice
             if choice is QueueChoice.BRIDGED:
                 return "bridged"
             if choice is QueueChoice.HANGUP:
                 return "hangup"
 
-    async def decide(self, holding: _Holding) -> QueueChoice | _Bridge:
-        """Ask the caller what it does after a round, unless an agent takes it first.
+    async def decide(self, holding: _Holding) -> QueueChoice | _Bridge | _Redirect:
+        """Ask the caller what it does after a round, unless it is taken out first.
 
-        An agent's <Dial><Queue> that dequeued the caller during the round wins at
-        once; one that comes while the caller is still deciding cuts it short.
+        An agent's <Dial><Queue> (or the Members API) that dequeued the caller during the
+        round wins at once; one that comes while the caller is still deciding cuts it short.
         """
         queue, member = holding.queue, holding.member
-        if member.bridge is not None:
-            return member.bridge
+        if member.dequeued is not None:
+            return member.dequeued
         info = QueueInfo(
             queue=queue.name,
             queue_sid=queue.sid,
@@ -708,8 +781,8 @@ class _Call:
         finally:
             asking.cancel()
             taken.cancel()
-        if member.bridge is not None:
-            return member.bridge
+        if member.dequeued is not None:
+            return member.dequeued
         return asking.result()
 
     async def answer(self, bridge: _Bridge, holding: _Holding) -> BridgeEnd:
@@ -790,7 +863,10 @@ class _Call:
         *,
         talk: float = 0.0,
         ignored: bool = False,
+        live: bool = False,
     ) -> twiml.Document | None:
+        """Report how the stay ended to the action URL. `ignored`: nobody runs the answer
+        (the caller hung up, or, `live`, the call goes on elsewhere)."""
         queue = holding.queue
         if holding.reported:
             return None
@@ -810,7 +886,7 @@ class _Call:
                     "QueueSid": queue.sid,
                     "QueueTime": str(queue_time),
                 }
-                await self.ignored(action, method, params)
+                await self.ignored(action, method, params, live=live)
             return None
         return await self.dequeued(queue, action, method, outcome, queue_time)
 
@@ -959,8 +1035,12 @@ class _Call:
                 return document
         raise _CallEnded("application-error", f"{method} {url}: {problem}")
 
-    async def ignored(self, url: str, method: str, extra: Mapping[str, str]) -> None:
-        await self.exchange(url, method, self.base_params("completed") | dict(extra), "ignored")
+    async def ignored(
+        self, url: str, method: str, extra: Mapping[str, str], *, live: bool = False
+    ) -> None:
+        """A request whose answer is not run: the call is over, or (`live`) goes on elsewhere."""
+        status = "in-progress" if live else "completed"
+        await self.exchange(url, method, self.base_params(status) | dict(extra), "ignored")
 
     async def status_callback(self) -> None:
         if self.status_path is None:
@@ -974,7 +1054,7 @@ class _Call:
         self, url: str, method: str, params: dict[str, str], kind: ExchangeKind
     ) -> WebhookResponse | None:
         try:
-            response = await self.carrier.send(url, method, params)
+            response = await self.carrier.send(url, method, params, via=self.via)
         except (aiohttp.ClientError, TimeoutError) as error:
             detail = f"{type(error).__name__}: {error}"
             self.record.exchanges.append(Exchange(method, url, params, 0, detail, "", kind))

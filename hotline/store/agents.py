@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,12 +13,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.store.engine import reads
-from hotline.store.tables import agent_events, agent_states, agents, queue_members, tickets
+from hotline.store.tables import (
+    agent_events,
+    agent_states,
+    agents,
+    pin_failures,
+    queue_members,
+    tickets,
+)
 from hotline.store.tickets import STALE_QUEUE_AFTER
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
 from routing.queue_stats import QueueStay
 
 CLAIM_ATTEMPTS = 5
+# Queue ids this process has noted, by call (a caller's hold webhooks come every round).
+NOTED_KEPT = 4096
+GONE = "gone"  # a claimed caller the carrier no longer had in the queue
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class Claimed:
     ticket: str
     transcript: str | None
     joined_at: datetime
+    queue_sid: str  # the carrier's id of the queue the caller waits in
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class AgentStore:
         self.engine = engine
         # For blocks that only read (on SQLite they never hold the write lock).
         self.reads = reads(engine)
+        self._noted: OrderedDict[str, str] = OrderedDict()
 
     async def directory(self, configured: Mapping[str, Agent]) -> dict[str, Agent]:
         """Every agent: those of agents.yaml, and those added through the ops API."""
@@ -171,6 +184,104 @@ class AgentStore:
                     return waiting[choice]
         return None
 
+    async def note_queue(self, call_sid: str, queue_sid: str, *, new_stay: bool = True) -> bool:
+        """Keep the carrier's id of the queue `call_sid` waits in: at the first hold round
+        of each stay (`new_stay`), and later only until this process has noted it (False: no
+        such caller waiting yet, e.g. its join is still in a spool)."""
+        if not new_stay and self._noted.get(call_sid) == queue_sid:
+            return True
+        async with self.engine.begin() as conn:
+            noted = await conn.execute(
+                queue_members.update()
+                .where(queue_members.c.call_sid == call_sid)
+                .where(queue_members.c.left_at.is_(None))
+                .values(queue_sid=queue_sid)
+            )
+        if noted.rowcount != 1:
+            return False
+        self._noted[call_sid] = queue_sid
+        while len(self._noted) > NOTED_KEPT:
+            self._noted.popitem(last=False)
+        return True
+
+    async def claimed_queue(self, agent_id: str, call_sid: str) -> str | None:
+        """The queue id of `call_sid` while `agent_id` holds its claim and it waits; else None."""
+        async with self.reads.connect() as conn:
+            found = await conn.scalar(
+                select(queue_members.c.queue_sid)
+                .where(queue_members.c.call_sid == call_sid)
+                .where(queue_members.c.claimed_by == agent_id)
+                .where(queue_members.c.left_at.is_(None))
+            )
+        return str(found) if found else None
+
+    async def gone(self, call_sid: str, at: datetime) -> None:
+        """The carrier no longer had this caller in the queue (hung up, or left): no agent
+        is offered the caller again. Its ticket is closed by the call's own webhooks."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                queue_members.update()
+                .where(queue_members.c.call_sid == call_sid)
+                .where(queue_members.c.left_at.is_(None))
+                .values(left_at=at, result=GONE, claimed_by=None, claimed_at=None)
+            )
+
+    async def pin_attempt(
+        self, agent_id: str, caller: str, at: datetime, *, since: datetime
+    ) -> tuple[int, list[datetime], list[datetime]]:
+        """Note a PIN attempt as a failure before it is checked, then read the failures
+        since `since` that still count, this one left out: those keyed for this agent id,
+        and those from this number (whatever id they keyed). The attempt's id, to forget it
+        if the PIN was right (`forget_pin_attempt`).
+
+        Noted first and committed on its own: of any number of attempts at once, each sees
+        at least those noted before it, so no burst of calls gets more PINs checked than
+        the lockout allows. Failures too old to matter go.
+        """
+        async with self.engine.begin() as conn:
+            await conn.execute(pin_failures.delete().where(pin_failures.c.at < since))
+            noted = await conn.execute(
+                pin_failures.insert()
+                .values(agent_id=agent_id, caller=caller, at=at)
+                .returning(pin_failures.c.id)
+            )
+            attempt = int(noted.scalar_one())
+        others = (
+            select(pin_failures.c.at)
+            .where(pin_failures.c.at >= since)
+            .where(pin_failures.c.id != attempt)
+        )
+        of_agent = others.where(pin_failures.c.agent_id == agent_id)
+        of_caller = others.where(pin_failures.c.caller == caller)
+        async with self.reads.connect() as conn:
+            by_agent = await conn.scalars(of_agent.where(pin_failures.c.agent_lifted.is_(False)))
+            by_caller = await conn.scalars(of_caller.where(pin_failures.c.caller_lifted.is_(False)))
+            return attempt, list(by_agent), list(by_caller)
+
+    async def forget_pin_attempt(self, attempt: int) -> None:
+        """The PIN was right: that attempt was no failure."""
+        async with self.engine.begin() as conn:
+            await conn.execute(pin_failures.delete().where(pin_failures.c.id == attempt))
+
+    async def lift_lockout(self, agent_id: str, own_number: str | None) -> int:
+        """A supervisor lifts an agent's lockout: the wrong PINs keyed for this agent id no
+        longer count against it, nor those from the agent's own number against that number
+        (an intruder's number stays locked). How many failures were lifted."""
+        async with self.engine.begin() as conn:
+            lifted = await conn.execute(
+                pin_failures.update()
+                .where(pin_failures.c.agent_id == agent_id)
+                .where(pin_failures.c.agent_lifted.is_(False))
+                .values(agent_lifted=True)
+            )
+            if own_number:
+                await conn.execute(
+                    pin_failures.update()
+                    .where(pin_failures.c.caller == own_number)
+                    .values(caller_lifted=True)
+                )
+        return int(lifted.rowcount or 0)
+
     async def release(self, agent_id: str) -> None:
         """Give back callers this agent claimed but was not connected to."""
         async with self.engine.begin() as conn:
@@ -225,11 +336,13 @@ class AgentStore:
                 .where(queue_members.c.claimed_by.is_(None))
                 .where(queue_members.c.desk.in_(desks))
                 .where(queue_members.c.joined_at > now - STALE_QUEUE_AFTER)
+                # Only a caller the carrier reported in its queue can be taken out of it.
+                .where(queue_members.c.queue_sid.is_not(None))
             )
         ).all()
         return {
             Waiting(r.call_sid, r.desk, r.queue, r.joined_at, r.callback, r.overdue): Claimed(
-                r.call_sid, r.desk, r.queue, r.number, r.transcript, r.joined_at
+                r.call_sid, r.desk, r.queue, r.number, r.transcript, r.joined_at, r.queue_sid
             )
             for r in rows
         }

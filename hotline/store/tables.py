@@ -139,7 +139,8 @@ ticket_counters = Table(
     Column("last", Integer, nullable=False),
 )
 
-# The service's own view of who waits in which queue (Twilio only dequeues the front).
+# The service's own view of who waits in which queue: the service chooses the caller an
+# agent gets, and takes that caller out of the carrier's queue by name.
 queue_members = Table(
     "queue_members",
     metadata,
@@ -153,8 +154,11 @@ queue_members = Table(
     Column("joined_at", UtcDateTime(), nullable=False),
     Column("left_at", UtcDateTime()),
     Column("result", String(24)),
-    Column("claimed_by", String(16)),  # the agent about to dial this queue for this caller
+    Column("claimed_by", String(16)),  # the agent about to be connected to this caller
     Column("claimed_at", UtcDateTime()),
+    # The carrier's id of the queue, as the caller's first hold webhook reported it: taking
+    # this caller out of the queue by name needs it (routing/acd.py chose the caller).
+    Column("queue_sid", String(64)),
     Index(None, "left_at", "desk"),
 )
 
@@ -178,6 +182,24 @@ agent_events = Table(
     Column("to_state", String(16), nullable=False),
     Column("note", Text, nullable=False),
     Index(None, "agent_id", "id"),
+)
+
+# Wrong agent PINs, one row per attempt: the agent id keyed and the number that called
+# (routing/lockout.py decides when they lock a login). Kept while they can still matter.
+# A supervisor's lift stops a failure counting against the agent id (and against the
+# agent's own number), not against an intruder's number.
+pin_failures = Table(
+    "pin_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(64), nullable=False),  # as keyed: perhaps no agent at all
+    Column("caller", String(32), nullable=False),  # E.164, or withheld / unknown
+    Column("at", UtcDateTime(), nullable=False),
+    Column("agent_lifted", Boolean, nullable=False, server_default="0"),
+    Column("caller_lifted", Boolean, nullable=False, server_default="0"),
+    Index(None, "agent_id", "at"),
+    Index(None, "caller", "at"),
+    Index(None, "at"),
 )
 
 # Agents added through the ops API (those of config/agents.yaml are not stored here).

@@ -1,7 +1,9 @@
-"""Placing a call through Twilio's REST API (the twilio library's `calls.create`)."""
+"""Twilio's REST API, through the twilio library: placing a call (`calls.create`) and taking
+one caller out of a queue (the Queue Members resource's update)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -12,6 +14,10 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 TWILIO_API = "https://api.twilio.com"
+# A caller is taken out of a queue while an agent's webhook waits for the answer.
+TAKE_WITHIN_S = 5.0
+# Twilio's answer for a member that is not (or no longer) in the queue, or a queue unknown.
+_NOT_QUEUED = frozenset({400, 404})
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,22 @@ class Dialer(Protocol):
     async def close(self) -> None: ...
 
 
+class TakeError(Exception):
+    """The caller was not taken out of the queue. `gone`: Twilio says the call is not in
+    that queue (it hung up or left); otherwise the API failed and the caller still waits."""
+
+    def __init__(self, message: str, *, gone: bool) -> None:
+        super().__init__(message)
+        self.gone = gone
+
+
+class QueueMembers(Protocol):
+    async def take(self, queue_sid: str, call_sid: str, url: str) -> None:
+        """Take this caller out of its queue into the TwiML at `url` (absolute); raises
+        TakeError."""
+        ...
+
+
 class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     """The library's own HTTP client, sent to another base URL when one is configured.
 
@@ -53,7 +75,9 @@ class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         return response
 
 
-class TwilioDialer:
+class TwilioRest:
+    """The service's Twilio REST client: a Dialer and the Queue Members resource."""
+
     def __init__(
         self, account_sid: str, auth_token: str, *, api_base: str = "", timeout_s: float = 10
     ) -> None:
@@ -84,6 +108,22 @@ class TwilioDialer:
         if not created.sid:
             raise DialError("the Calls API answered without a call sid")
         return str(created.sid)
+
+    async def take(self, queue_sid: str, call_sid: str, url: str) -> None:
+        """Twilio dequeues the member: requests its <Enqueue> action URL at once (with
+        QueueResult redirected) and runs the TwiML at `url` on that call. Only the first
+        request for a member succeeds."""
+        member = self._client.queues(queue_sid).members(call_sid)
+        try:
+            async with asyncio.timeout(TAKE_WITHIN_S):
+                await member.update_async(url=url, method="POST")
+        except TwilioRestException as exc:
+            gone = exc.status in _NOT_QUEUED
+            raise TakeError(f"Twilio error {exc.code}: {exc.msg}"[:300], gone=gone) from exc
+        except TwilioException as exc:
+            raise TakeError(str(exc)[:300], gone=False) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TakeError(f"Twilio's API is unreachable: {exc!r}"[:300], gone=False) from exc
 
     async def close(self) -> None:
         await self._http.close()

@@ -17,11 +17,17 @@ def url_for(target: Target | AgentTarget | OutboundTarget) -> str:
     return f"{PREFIX}/{target.hook.value}?{urlencode(target.state.to_params())}"
 
 
+def absolute(base: str, target: Target | AgentTarget | OutboundTarget) -> str:
+    """An absolute URL, for the REST API (nothing called before it to resolve against)."""
+    return base.rstrip("/") + url_for(target)
+
+
 def placed_call(public_url: str, job: int, lang: str) -> str:
     """Where Twilio asks for TwiML when a call the hotline placed is answered: absolute,
     since nothing called before it."""
-    target = OutboundTarget(OutboundHook.ANSWER, OutboundState(job=job, lang=lang))
-    return public_url.rstrip("/") + url_for(target)
+    return absolute(
+        public_url, OutboundTarget(OutboundHook.ANSWER, OutboundState(job=job, lang=lang))
+    )
 
 
 def placed_call_status(public_url: str, job: int) -> str:

@@ -21,6 +21,7 @@ from ivr.events import Recording
 from routing.queue_router import QueueExit
 
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_QUEUE_SID = re.compile(r"^QU[0-9a-fA-F]{32}$")
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 _DIGITS = re.compile(r"^[0-9*#]{0,32}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
@@ -38,6 +39,7 @@ class Webhook:
     digits: str | None  # None: the field was absent or not keys at all
     recording: Recording | None
     queue_exit: QueueExit | None
+    queue_sid: str | None  # the carrier's id of the queue the call waits in (or left)
     queue_position: int | None
     avg_queue_time_s: int | None
     queue_time_s: int | None
@@ -64,6 +66,7 @@ def parse_webhook(form: Mapping[str, str], headers: Mapping[str, str] | None = N
         digits=_match(_DIGITS, form.get("Digits")),
         recording=_recording(form),
         queue_exit=QueueExit.parse(raw) if (raw := _word(form.get("QueueResult"))) else None,
+        queue_sid=_match(_QUEUE_SID, form.get("QueueSid")),
         queue_position=_int(form.get("QueuePosition")),
         avg_queue_time_s=_int(form.get("AvgQueueTime")),
         queue_time_s=_int(form.get("QueueTime")),
@@ -77,6 +80,11 @@ def parse_webhook(form: Mapping[str, str], headers: Mapping[str, str] | None = N
 def signed_url(request: web.Request, public_url: str) -> str:
     """The URL Twilio signed: the one it called, which a proxy may have rewritten."""
     return public_url + request.raw_path if public_url else str(request.url)
+
+
+def public_base(request: web.Request, public_url: str) -> str:
+    """Where Twilio reaches this service (scheme and host), for an absolute URL."""
+    return public_url.rstrip("/") if public_url else str(request.url.origin())
 
 
 async def verified(request: web.Request, check: SignatureCheck, public_url: str) -> Webhook:

@@ -23,7 +23,7 @@ from hotline.store.jobs import JobStore
 from hotline.store.shared import SharedState
 from hotline.store.tickets import TicketStore
 from hotline.store.users import UserStore
-from hotline.twilio.rest import Dialer
+from hotline.twilio.rest import Dialer, QueueMembers
 from hotline.twilio.signature import SignatureCheck
 from hotline.twilio.twiml import TwimlDocuments
 from hotline.twilio.webhooks import Webhook
@@ -46,6 +46,8 @@ AGENTS = web.AppKey("agents", AgentStore)
 CASEWORK = web.AppKey("casework", CaseStore)
 JOBS = web.AppKey("jobs", JobStore)
 DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
+# Takes the caller an agent gets out of its queue (set when the REST API can be used).
+MEMBERS: web.AppKey[QueueMembers] = web.AppKey("members")
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # set when calls may be placed
 METRICS = web.AppKey("metrics", Metrics)
 # Outbound HTTP of this process (recordings fetched from Twilio).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from casework.tickets import TicketStatus
 from hotline.auth.pins import hash_pin, is_pin_hash, verify_pin
 from ivr.actions import (
     AgentHook,
@@ -12,29 +13,42 @@ from ivr.actions import (
     Enqueue,
     Gather,
     Hangup,
+    Hook,
+    Leave,
     Pause,
     Redirect,
     Say,
+    Target,
 )
 from ivr.agent import (
+    HOLD_ROUNDS,
     MAX_PIN_TRIES,
     AgentCalled,
     AgentChange,
     AgentIdEntered,
     CallerForAgent,
+    CallerTaken,
     CallerTicket,
     Connected,
     DialEnded,
+    HoldingForAgent,
+    IntoAgentQueue,
+    LeftAgentQueue,
     LogOut,
     NextCaller,
     OutcomeKeyed,
     PinChecked,
+    Taken,
     agent_rescue,
     agent_step,
 )
+from ivr.events import QueueLeft
+from ivr.flow import step
 from ivr.model import IvrPlan
-from ivr.state import AgentCallState
+from ivr.state import AgentCallState, CallState
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
+from routing.lockout import PIN_LOCKOUT, LockoutRule, locked_until
+from routing.queue_router import QueueExit
 
 T0 = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
 AGENT = Agent(
@@ -114,9 +128,60 @@ def test_login_then_the_next_caller_with_a_whisper(plan: IvrPlan) -> None:
     whisper = plan.prompts.agent_whisper["zh"].format(desk=invoices, ticket="0 0 0 0 4 2")
     assert whisper in said(actions)
     assert plan.prompts.agent_said["zh"].format(words="我们 开 出去 的 专 票") in said(actions)
-    dial = next(a for a in actions if isinstance(a, Dial))
-    assert dial.queue == "desk-tax-invoice" and dial.greet.hook is AgentHook.GREET
-    assert state.caller == caller.call_sid
+    # After the whisper, the chosen caller is taken for this agent (not the queue's front).
+    assert not any(isinstance(a, Dial) for a in actions)
+    assert actions[-1] == Redirect(AgentTarget(AgentHook.CONNECT, state))
+    assert (state.caller, state.desk) == (caller.call_sid, "tax-invoice")
+    # Taken: the agent dials its own queue, where only that caller waits.
+    _, actions = agent_step(plan, state, CallerTaken(Taken.YES))
+    [dial] = actions
+    assert isinstance(dial, Dial) and dial.queue == "agent-1001"
+    assert (dial.done.hook, dial.greet.hook) == (AgentHook.AFTER, AgentHook.GREET)
+    # Gone meanwhile (or not taken): ready again, the next caller.
+    for outcome in (Taken.GONE, Taken.FAILED):
+        back, actions = agent_step(plan, state, CallerTaken(outcome))
+        assert back.caller is None and back.desk is None
+        assert actions[0] == AgentChange(AgentState.READY, f"caller not taken: {outcome.value}")
+        assert actions[-1] == Redirect(AgentTarget(AgentHook.NEXT, back))
+
+
+def test_the_taken_caller_waits_for_the_agent_a_few_rounds_then_goes_back(plan: IvrPlan) -> None:
+    connecting = AgentCallState(lang="zh", agent="1001", caller="CA" + "3" * 32, desk="tax-invoice")
+    held, actions = agent_step(plan, connecting, IntoAgentQueue())
+    assert actions == (
+        Enqueue(
+            "agent-1001",
+            done=AgentTarget(AgentHook.BACK, held),
+            wait=AgentTarget(AgentHook.HOLD, held),
+        ),
+    )
+    rounds = 0
+    while True:
+        held, actions = agent_step(plan, held, HoldingForAgent())
+        if actions == (Leave(),):
+            break
+        rounds += 1
+        assert isinstance(actions[0], Pause) and actions[-1] == Redirect(
+            AgentTarget(AgentHook.HOLD, held)
+        )
+    assert rounds == HOLD_ROUNDS
+    # Connected and talked, or hung up: the caller's call ends there.
+    for result in (QueueExit.BRIDGED, QueueExit.HANGUP):
+        assert agent_step(plan, held, LeftAgentQueue(result))[1] == (Hangup(),)
+    # The agent never came: back to the caller's desk, counted as a new stay in its queue.
+    _, actions = agent_step(plan, held, LeftAgentQueue(QueueExit.LEAVE))
+    ticket, redirect = actions
+    assert isinstance(ticket, CallerTicket) and ticket.call_sid == "CA" + "3" * 32
+    assert ticket.change.status is TicketStatus.ROUTED
+    desk = CallState(lang="zh", node=plan.root, desk="tax-invoice")
+    assert redirect == Redirect(Target(Hook.ROUTE, desk))
+
+
+def test_a_caller_taken_for_an_agent_needs_no_answer_of_the_queue_action(plan: IvrPlan) -> None:
+    """The carrier requests the Enqueue action at once when the caller is taken out of the
+    queue through its REST API, and runs the agent's connection instead of the answer."""
+    holding = CallState(lang="zh", node=plan.root, desk="tax-invoice", queue="desk-tax-invoice")
+    assert step(plan, holding, QueueLeft(QueueExit.REDIRECTED)) == (holding, ())
 
 
 def test_idle_agent_holds_then_looks_again(plan: IvrPlan) -> None:
@@ -147,6 +212,8 @@ def test_greet_records_who_answered_and_wrap_up_sets_the_outcome(plan: IvrPlan) 
     _, actions = agent_step(plan, state, Connected("CA" + "2" * 32))
     ticket = next(a for a in actions if isinstance(a, CallerTicket))
     assert ticket.change.answered_by == "1001" and ticket.call_sid == "CA" + "2" * 32
+    assert ticket.change.status is TicketStatus.ANSWERED
+    assert ticket.change.queue_result is QueueExit.BRIDGED
     _, actions = agent_step(plan, state, DialEnded("completed"), wrap_up_s=25)
     assert AgentChange(AgentState.WRAP_UP, "call ended", state.caller) in actions
     assert next(a for a in actions if isinstance(a, Gather)).timeout_s == 25
@@ -202,6 +269,12 @@ def test_a_failed_agent_webhook_never_puts_the_agent_in_a_callers_queue(plan: Iv
         assert not any(isinstance(a, Enqueue | Dial) for a in actions), hook
     # The caller's leg, just before the connection: nothing, so the connection goes ahead.
     assert agent_rescue(plan, logged_in, AgentHook.GREET)[1] == ()
+    # Elsewhere on the caller's leg: never left in the agent's queue.
+    assert agent_rescue(plan, logged_in, AgentHook.HOLD)[1] == (Leave(),)
+    back = agent_rescue(plan, logged_in, AgentHook.BACK, result=QueueExit.ERROR)[1]
+    general = CallState(lang="zh", node=plan.root, desk=plan.general_desk)
+    assert back == (Redirect(Target(Hook.ROUTE, general)),)
+    assert agent_rescue(plan, logged_in, AgentHook.BACK, result=QueueExit.BRIDGED)[1] == (Hangup(),)
     # A logged-in agent keeps the line and looks for the next caller after a pause.
     again, actions = agent_rescue(plan, logged_in, AgentHook.NEXT, idle_recheck_s=7)
     assert again.caller is None
@@ -211,3 +284,25 @@ def test_a_failed_agent_webhook_never_puts_the_agent_in_a_callers_queue(plan: Iv
         _, actions = agent_rescue(plan, AgentCallState(lang="en"), login)
         assert said(actions) == plan.prompts.agent_system_error["en"]
         assert isinstance(actions[-1], Hangup)
+
+
+def test_five_wrong_pins_within_fifteen_minutes_lock_for_fifteen() -> None:
+    minute = timedelta(minutes=1)
+    rule = PIN_LOCKOUT
+    assert (rule.failures, rule.within, rule.lock_for) == (5, 15 * minute, 15 * minute)
+    four = [T0 + i * minute for i in range(4)]
+    assert locked_until(four, T0 + 4 * minute, rule) is None
+    five = [*four, T0 + 14 * minute]
+    assert locked_until(five, T0 + 14 * minute, rule) == T0 + 29 * minute
+    assert locked_until(five, T0 + 29 * minute - timedelta(seconds=1), rule) is not None
+    assert locked_until(five, T0 + 29 * minute, rule) is None  # over
+    # Spread out: never five within 15 minutes.
+    spread = [T0 + i * 4 * minute for i in range(8)]
+    assert locked_until(spread, T0 + 40 * minute, rule) is None
+    # Guessing on while locked keeps it locked: each attempt counts.
+    on = [*five, T0 + 20 * minute, T0 + 28 * minute]
+    assert locked_until(on, T0 + 30 * minute, rule) == T0 + 43 * minute
+    # Failures not yet made (a later clock's) are not counted.
+    assert locked_until(five, T0 + 3 * minute, rule) is None
+    assert locked_until([], T0, LockoutRule(failures=1)) is None
+    assert locked_until([T0], T0, LockoutRule(failures=1)) == T0 + 15 * minute

@@ -27,8 +27,10 @@ from hotline.carrier import (
     HANG_UP,
     BridgeEnd,
     GatherInfo,
+    NotQueued,
     QueueChoice,
     QueueInfo,
+    QueueNotFound,
     QueuePlan,
     RecordInfo,
     Recording,
@@ -962,6 +964,70 @@ async def test_dial_number_and_client_are_connected_then_continue_after_dial() -
     assert record.duration >= 120
     assert hung_up.said == []
     assert hung_up.ended_by == "caller-hangup"
+
+
+@pytest.mark.asyncio
+async def test_the_members_api_takes_the_named_caller_not_the_front() -> None:
+    """Twilio's Queue Members API, POST with a Url: the named member leaves the queue at
+    once, its Enqueue action is requested right away (QueueResult redirected; Twilio runs
+    none of that answer), and the call runs the TwiML at the new Url."""
+    routes: dict[str, Route] = {
+        "/taken": lambda form: xml(f"<Say>Taken, {form['CallSid'][:2]}.</Say>"),
+        "/queue-done": xml("<Say>never heard</Say>"),
+    }
+    twiml_app = agent_app(DIAL_QUEUE, **routes)
+    async with serving(twiml_app) as carrier:
+        front_caller, chosen_caller = holding_caller(), holding_caller()
+        front = asyncio.create_task(carrier.place_call(front_caller, from_number=CALLER))
+        await until_queued(carrier, 1)
+        chosen = asyncio.create_task(
+            carrier.place_call(chosen_caller, from_number="+8613900000002")
+        )
+        await until_queued(carrier, 2)
+        sid = carrier.queue_sid("support")
+        second = next(c for c in carrier.calls if c.from_number == "+8613900000002")
+        with pytest.raises(QueueNotFound):
+            carrier.dequeue("QU" + "0" * 32, second.call_sid, PUBLIC_URL + "/taken")
+        member = carrier.dequeue(sid, second.call_sid, PUBLIC_URL + "/taken")
+        assert (member.call_sid, member.queue_sid, member.position) == (second.call_sid, sid, 2)
+        with pytest.raises(NotQueued):  # only the first request for a member succeeds
+            carrier.dequeue(sid, second.call_sid, PUBLIC_URL + "/taken")
+        record = await asyncio.wait_for(chosen, 10)
+        assert carrier.queue_size("support") == 1 and not front.done()
+        # The one left is taken by an agent's <Dial><Queue>, as before.
+        agent_record = await asyncio.wait_for(
+            carrier.place_call(ScriptedCaller(), from_number=AGENT), 10
+        )
+        first = await asyncio.wait_for(front, 10)
+
+    assert record.said == ["Please hold.", "Taken, CA."]
+    assert record.answered_by is None and record.ended_by == "document-end"
+    [done] = [form for form in twiml_app.to("/queue-done") if form["CallSid"] == record.call_sid]
+    assert (done["QueueResult"], done["QueueSid"], done["CallStatus"]) == (
+        "redirected",
+        sid,
+        "in-progress",
+    )
+    assert [e.kind for e in record.exchanges if e.url.endswith("/queue-done")] == ["ignored"]
+    assert [r.result for r in record.queue_results] == ["redirected"]
+    [taken] = twiml_app.to("/taken")
+    assert taken["CallSid"] == record.call_sid and "QueueResult" not in taken
+    assert agent_record.bridged_with == [first.call_sid]
+
+
+@pytest.mark.asyncio
+async def test_a_call_can_be_kept_on_one_server_process() -> None:
+    """`via`: a call's webhooks reach the process a load balancer chose, signed for the
+    public URL all the same."""
+    one, other = (
+        TwimlApp({VOICE: xml("<Say>one</Say>"), STATUS: ""}),
+        TwimlApp({VOICE: xml("<Say>other</Say>"), STATUS: ""}),
+    )
+    async with TestServer(other.app()) as elsewhere, serving(one) as carrier:
+        here = await carrier.place_call(ScriptedCaller())
+        there = await carrier.place_call(ScriptedCaller(), via=str(elsewhere.make_url("/")))
+    assert (here.said, there.said) == (["one"], ["other"])
+    assert one.rejected == other.rejected == [] and len(other.to(STATUS)) == 1
 
 
 def test_dial_nouns_are_checked_like_twilio() -> None:

@@ -34,14 +34,14 @@ from hotline.store.engine import make_engine, upgrade
 from hotline.store.jobs import JobKind, JobStore, owe_call
 from hotline.store.tables import callback_jobs, queue_members, tickets
 from hotline.store.tickets import TicketStore
-from hotline.twilio.rest import TwilioDialer
+from hotline.twilio.rest import TwilioRest
 from hotline.web.keys import DISPATCHER, JOBS
 from ivr.actions import Gather, Hangup, Hook, Play, Redirect, Say, Target
 from ivr.model import IvrPlan
 from ivr.outbound import Answered, Heard, Keyed, OwedCallFacts, Rated, outbound_step
 from ivr.state import OutboundState
 from tests.support.line import ADMIN_TOKEN, AUTH_TOKEN, NIGHT, SHANGHAI, Line, running_line
-from tests.support.twilio_api import CallsApi, calls_api
+from tests.support.twilio_api import TwilioApi, twilio_api
 
 ACCOUNT = "AC" + "0" * 32
 HOTLINE_NUMBER = "+861012345000"
@@ -133,13 +133,13 @@ def test_the_survey_takes_a_rating(shipped: Any) -> None:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[CallsApi]:
-    async with calls_api(ACCOUNT, AUTH_TOKEN) as stand_in:
+async def api() -> AsyncIterator[TwilioApi]:
+    async with twilio_api(ACCOUNT, AUTH_TOKEN) as stand_in:
         yield stand_in
 
 
 @pytest.fixture
-async def line(db_url: str, api: CallsApi) -> AsyncIterator[Line]:
+async def line(db_url: str, api: TwilioApi) -> AsyncIterator[Line]:
     async with running_line(
         db_url,
         now=EVENING,
@@ -148,6 +148,7 @@ async def line(db_url: str, api: CallsApi) -> AsyncIterator[Line]:
         twilio_api_base=api.base_url,
         dispatch_every_s=3600,  # the test ticks the dispatcher itself
     ) as running:
+        api.carrier = running.carrier
         yield running
 
 
@@ -184,7 +185,7 @@ async def answer(
 
 
 async def test_message_left_at_2350_is_returned_at_0600_to_the_right_desk(
-    line: Line, api: CallsApi, plan: IvrPlan
+    line: Line, api: TwilioApi, plan: IvrPlan
 ) -> None:
     number = await leave_message_for_tax_invoices(line)
     jobs = await line.app[JOBS].jobs_of(number)
@@ -231,7 +232,7 @@ async def test_message_left_at_2350_is_returned_at_0600_to_the_right_desk(
 
 
 async def test_unanswered_callbacks_are_retried_then_marked_for_a_person(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     number = await leave_message_for_tax_invoices(line)
     dispatcher = line.app[DISPATCHER]
@@ -259,7 +260,7 @@ async def test_unanswered_callbacks_are_retried_then_marked_for_a_person(
 
 
 async def test_a_number_the_api_refuses_counts_as_a_failed_attempt(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     api.invalid_numbers.add("+8613812348000")
     number = await leave_message_for_tax_invoices(line)
@@ -277,7 +278,7 @@ async def test_a_number_the_api_refuses_counts_as_a_failed_attempt(
 
 
 async def test_survey_after_resolution_reopens_a_dissatisfied_ticket(
-    line: Line, api: CallsApi, plan: IvrPlan
+    line: Line, api: TwilioApi, plan: IvrPlan
 ) -> None:
     line.clock.now = MORNING + timedelta(hours=3)
     record = await line.call(ScriptedCaller(keys=["2", "2"]))
@@ -427,10 +428,10 @@ async def test_several_dispatchers_claim_each_job_exactly_once(
         await e.dispose()
 
 
-async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: CallsApi) -> None:
+async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: TwilioApi) -> None:
     from hotline.twilio.rest import CallRequest, DialError
 
-    dialer = TwilioDialer(ACCOUNT, AUTH_TOKEN, api_base=api.base_url)
+    dialer = TwilioRest(ACCOUNT, AUTH_TOKEN, api_base=api.base_url)
     try:
         sid = await dialer.place(
             CallRequest(
@@ -443,7 +444,7 @@ async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: Calls
         )
         assert sid == api.created[0]["Sid"] and sid.startswith("CA")
         assert api.created[0]["Timeout"] == "25"
-        wrong = TwilioDialer(ACCOUNT, "not-the-token", api_base=api.base_url)
+        wrong = TwilioRest(ACCOUNT, "not-the-token", api_base=api.base_url)
         with pytest.raises(DialError, match=r"Authenticate|401"):
             await wrong.place(
                 CallRequest("+8613812348000", HOTLINE_NUMBER, "https://h/x", "https://h/y", 25)
@@ -453,8 +454,46 @@ async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: Calls
         await dialer.close()
 
 
+async def test_the_rest_client_takes_a_named_caller_out_of_its_queue(line: Line) -> None:
+    """The Queue Members resource, through the twilio library, against the stand-in in
+    front of the carrier: the first request for a member succeeds, later ones say the
+    caller is gone; a refused login is no news about the caller."""
+    from hotline.twilio.rest import TakeError
+
+    assert line.twilio_api is None  # this module's line has its own stand-in
+    async with twilio_api(ACCOUNT, AUTH_TOKEN, line.carrier) as api:
+        holding = asyncio.create_task(
+            line.call(
+                ScriptedCaller(keys=["0"], queue=QueuePlan(then=QueueChoice.HANGUP, patience=10))
+            )
+        )
+        for _ in range(500):
+            if line.carrier.queue_size("desk-general"):
+                break
+            await asyncio.sleep(0.01)
+        [caller] = [c for c in line.carrier.calls if c.queue_results == []]
+        queue_sid = line.carrier.queue_sid("desk-general")
+        rest = TwilioRest(ACCOUNT, AUTH_TOKEN, api_base=api.base_url)
+        wrong = TwilioRest(ACCOUNT, "not-the-token", api_base=api.base_url)
+        try:
+            with pytest.raises(TakeError) as refused:
+                await wrong.take(queue_sid, caller.call_sid, "https://h.example/twilio/x")
+            assert refused.value.gone is False
+            await rest.take(queue_sid, caller.call_sid, "https://hotline.example.gov/twilio/x")
+            with pytest.raises(TakeError) as again:
+                await rest.take(queue_sid, caller.call_sid, "https://h.example/twilio/x")
+            assert again.value.gone is True
+        finally:
+            await rest.close()
+            await wrong.close()
+        record = await holding
+    assert [d["status"] for d in api.dequeues] == ["401", "200", "400"]
+    assert api.dequeues[1]["Url"] == "https://hotline.example.gov/twilio/x"
+    assert [r.result for r in record.queue_results] == ["redirected"]
+
+
 async def test_a_caller_who_described_the_matter_and_hung_up_is_called_back(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     line.clock.now = MORNING + timedelta(hours=2)
     record = await line.call(ScriptedCaller(keys=["8"], recordings=[Recording(duration=9.0)]))
@@ -471,7 +510,7 @@ async def test_a_caller_who_described_the_matter_and_hung_up_is_called_back(
 
 
 async def test_a_withheld_caller_leaves_a_message_and_is_owed_no_callback(
-    line: Line, api: CallsApi
+    line: Line, api: TwilioApi
 ) -> None:
     line.clock.now = NIGHT
     record = await line.call(

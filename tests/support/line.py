@@ -1,5 +1,5 @@
 """A running hotline for scenario tests: the real app on loopback, a real database, the
-virtual carrier as Twilio, and a clock the test sets."""
+virtual carrier as Twilio (with a stand-in of its REST API), and a clock the test sets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import io
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,12 +24,13 @@ from aiohttp.test_utils import TestServer
 
 from hotline.app import make_app
 from hotline.carrier.callers import Caller
-from hotline.carrier.carrier import CallRecord, VirtualCarrier
+from hotline.carrier.carrier import DEFAULT_ACCOUNT_SID, CallRecord, VirtualCarrier
 from hotline.config import load_config
 from hotline.observability import logs
 from hotline.settings import Settings
 from speech.classifier import SpecialtyClassifier
 from tests.support.paths import CONFIG_DIR
+from tests.support.twilio_api import TwilioApi, twilio_api
 from tests.support.waiting import eventually
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -95,6 +96,8 @@ class Line:
     clock: SettableClock
     log: io.StringIO
     app: web.Application
+    # The REST API stand-in this line's app talks to (None when the test gave its own).
+    twilio_api: TwilioApi | None = None
 
     async def call(self, caller: Caller, **kw: Any) -> CallRecord:
         return await self.carrier.place_call(caller, **kw)
@@ -181,10 +184,14 @@ async def running_line(
     config_dir: Path = CONFIG_DIR,
     now: datetime = NOON,
     queue_max_size: int | dict[str, int] = 100,
+    sharing: Line | None = None,
     prepare: Callable[[web.Application], None] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Line]:
-    """`prepare`: given the app before it starts (to add a route a test needs)."""
+    """A server process on `database_url`. With `sharing`, a second process of the same
+    line: the same carrier (its calls and queues) and REST stand-in; a call reaches it
+    when placed `via=line.base_url`. `prepare`: given the app before it starts (to add a
+    route a test needs)."""
     log = io.StringIO()
     previous = structlog.get_config()  # a line inside another's test must not steal its log
     logs.configure("debug", stream=log)
@@ -196,30 +203,49 @@ async def running_line(
     # Each line its own spool file (a spool is one process's), gone with the line.
     spool_dir = tempfile.TemporaryDirectory(prefix="hotline-spool-")
     settings.setdefault("spool_path", Path(spool_dir.name) / "spool.db")
-    app_settings = Settings(
-        config_dir=config_dir,
-        database_url=database_url,
-        twilio_auth_token=AUTH_TOKEN,
-        public_url=PUBLIC_URL,
-        admin_token=ADMIN_TOKEN,
-        config_poll_s=0.2,
-        **settings,
-    )
-    loaded = load_config(config_dir)
-    app = make_app(app_settings, loaded, clock=clock, classifier=trained(loaded.digest, config_dir))
-    if prepare is not None:
-        prepare(app)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    base = str(server.make_url("")).rstrip("/")
+    account = settings.setdefault("twilio_account_sid", DEFAULT_ACCOUNT_SID)
     try:
-        async with aiohttp.ClientSession() as session:
-            carrier = VirtualCarrier(
-                base, AUTH_TOKEN, session, public_url=PUBLIC_URL, queue_max_size=queue_max_size
+        async with AsyncExitStack() as stack:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            if sharing is not None:
+                carrier, api = sharing.carrier, sharing.twilio_api
+            else:
+                # The app's address is known once it listens: the carrier learns it then.
+                carrier = VirtualCarrier(
+                    "http://127.0.0.1",
+                    AUTH_TOKEN,
+                    session,
+                    account_sid=account,
+                    public_url=PUBLIC_URL,
+                    queue_max_size=queue_max_size,
+                )
+                api = None
+                if "twilio_api_base" not in settings:
+                    api = await stack.enter_async_context(twilio_api(account, AUTH_TOKEN, carrier))
+            if api is not None:
+                settings.setdefault("twilio_api_base", api.base_url)
+            app_settings = Settings(
+                config_dir=config_dir,
+                database_url=database_url,
+                twilio_auth_token=AUTH_TOKEN,
+                public_url=PUBLIC_URL,
+                admin_token=ADMIN_TOKEN,
+                config_poll_s=0.2,
+                **settings,
             )
-            yield Line(carrier, session, base, clock, log, app)
+            loaded = load_config(config_dir)
+            classifier = trained(loaded.digest, config_dir)
+            app = make_app(app_settings, loaded, clock=clock, classifier=classifier)
+            if prepare is not None:
+                prepare(app)
+            server = TestServer(app, host="127.0.0.1")
+            await server.start_server()
+            stack.push_async_callback(server.close)
+            base = str(server.make_url("")).rstrip("/")
+            if sharing is None:
+                carrier.base_url = base
+            yield Line(carrier, session, base, clock, log, app, api)
     finally:
-        await server.close()
         spool_dir.cleanup()
         structlog.configure(**previous)
 

@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from casework.phone import parse
 from hotline.auth.pins import hash_pin
 from hotline.config.schema import AgentPhone
 from hotline.web.api.errors import error, json_body
@@ -126,3 +127,16 @@ async def delete_agent(request: web.Request) -> web.Response:
     if not await request.config_dict[AGENTS].delete_agent(agent_id):
         raise error(web.HTTPNotFound, "agent-not-found", f"no agent {agent_id}")
     return web.json_response({"id": agent_id, "deleted": True})
+
+
+async def lift_lockout(request: web.Request) -> web.Response:
+    """A supervisor lifts an agent's PIN lockout (routing/lockout.py) before it expires."""
+    agent_id = request.match_info["agent"]
+    agent = (await directory(request)).get(agent_id)
+    if agent is None:
+        raise error(web.HTTPNotFound, "agent-not-found", f"no agent {agent_id}")
+    # The agent's own phone is freed too; a number that guessed at the agent's PIN is not.
+    own = parse(agent.answers_on)
+    lifted = await request.config_dict[AGENTS].lift_lockout(agent_id, own.e164 if own else None)
+    log.info("agent_pin_lockout_lifted", agent=agent_id, failures=lifted)
+    return web.json_response({"id": agent_id, "failures_lifted": lifted})

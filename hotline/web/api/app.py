@@ -19,6 +19,7 @@ def api_app() -> web.Application:
     app.router.add_post("/tickets/{number}/actions", casework.act)
     app.router.add_get("/agents", agents.list_agents)
     app.router.add_put("/agents/{agent}/state", agents.set_agent_state)
+    app.router.add_delete("/agents/{agent}/lockout", agents.lift_lockout)
     app.router.add_put("/agents/{agent}", agents.put_agent)
     app.router.add_delete("/agents/{agent}", agents.delete_agent)
     app.router.add_get("/kpi", kpi.get_kpi)

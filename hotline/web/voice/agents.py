@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import structlog
 from aiohttp import web
@@ -15,11 +16,14 @@ from aiohttp import web
 from hotline.auth.pins import verify_pin
 from hotline.store.durable import operation_key
 from hotline.store.tickets import CallRef
+from hotline.twilio.rest import TakeError
 from hotline.twilio.twiml import empty_twiml
-from hotline.web.keys import AGENTS, CLOCK, CONFIG, TICKETS, WEBHOOK
+from hotline.twilio.urls import absolute
+from hotline.twilio.webhooks import public_base
+from hotline.web.keys import AGENTS, CLOCK, CONFIG, MEMBERS, SETTINGS, TICKETS, WEBHOOK
 from hotline.web.staff import directory
 from hotline.web.voice.calls import twiml_response
-from ivr.actions import Action, AgentHook, TicketChange
+from ivr.actions import Action, AgentHook, AgentTarget, TicketChange
 from ivr.agent import (
     AgentAction,
     AgentCalled,
@@ -27,18 +31,25 @@ from ivr.agent import (
     AgentEvent,
     AgentIdEntered,
     CallerForAgent,
+    CallerTaken,
     CallerTicket,
     Connected,
     DialEnded,
+    HoldingForAgent,
+    IntoAgentQueue,
+    LeftAgentQueue,
     LogOut,
     NextCaller,
     OutcomeKeyed,
     PinChecked,
+    Taken,
     agent_rescue,
     agent_step,
 )
 from ivr.state import AgentCallState
 from routing.acd import AgentState
+from routing.lockout import PIN_LOCKOUT, locked_until
+from routing.queue_router import QueueExit
 
 log = structlog.get_logger("hotline.agents")
 
@@ -80,8 +91,13 @@ def rescue_response(request: web.Request) -> web.Response:
         hook: AgentHook | None = AgentHook(request.path.rsplit("/", 1)[-1])
     except ValueError:
         hook = None  # the agent number's own Voice URL, /twilio/agent
+    webhook = request.get(WEBHOOK)
     _, actions = agent_rescue(
-        config.plan, _state(request), hook, idle_recheck_s=config.staffing.idle_recheck_s
+        config.plan,
+        _state(request),
+        hook,
+        idle_recheck_s=config.staffing.idle_recheck_s,
+        result=webhook.queue_exit if webhook else None,
     )
     return twiml_response(request, config.plan, actions)
 
@@ -104,6 +120,14 @@ async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
             if digits:
                 return LogOut()
             return NextCaller(await _claim(request, state))
+        case AgentHook.CONNECT:
+            return CallerTaken(await _take(request, state))
+        case AgentHook.TAKEN:
+            return IntoAgentQueue()
+        case AgentHook.HOLD:
+            return HoldingForAgent()
+        case AgentHook.BACK:
+            return LeftAgentQueue(webhook.queue_exit or QueueExit.ERROR)
         case AgentHook.GREET:
             return Connected(webhook.call_sid or "")
         case AgentHook.AFTER:
@@ -113,24 +137,73 @@ async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
 
 
 async def _pin_ok(request: web.Request, state: AgentCallState, pin: str) -> bool:
-    agent = (await directory(request)).get(state.agent or "")
-    # A hash check takes tens of milliseconds: not on the event loop.
-    ok = agent is not None and await asyncio.to_thread(verify_pin, pin, agent.pin_hash)
-    if not ok:
+    """The PIN is the agent's, and neither the agent id keyed nor the calling number is
+    locked out (routing/lockout.py). A locked attempt is refused as a wrong PIN is, the
+    PIN unchecked, and counts as one: a number that keeps guessing stays locked."""
+    agents = request.config_dict[AGENTS]
+    caller = request[WEBHOOK].caller
+    keyed, number, now = state.agent or "", str(caller), request.config_dict[CLOCK]()
+    since = now - PIN_LOCKOUT.lookback
+    attempt, by_agent, by_number = await agents.pin_attempt(keyed, number, now, since=since)
+    locked = _locked(by_agent, by_number, now)
+    if locked is None:
+        agent = (await directory(request)).get(keyed)
+        # A hash check takes tens of milliseconds: not on the event loop.
+        if agent is not None and await asyncio.to_thread(verify_pin, pin, agent.pin_hash):
+            await agents.forget_pin_attempt(attempt)
+            return True
         log.warning("agent_login_failed", agent=state.agent, attempt=state.tries + 1)
-    return ok
+    until = locked or _locked([*by_agent, now], [*by_number, now], now)
+    if until is not None:
+        reason = "refused" if locked else "failures"  # refused while locked, or locked now
+        log.warning(
+            "agent_pin_locked",
+            agent=state.agent,
+            caller=caller,
+            until=until.isoformat(),
+            reason=reason,
+        )
+    return False
+
+
+def _locked(by_agent: list[datetime], by_number: list[datetime], now: datetime) -> datetime | None:
+    """Until when the agent id or the number is locked (the later of the two), if it is."""
+    ends = [locked_until(failures, now, PIN_LOCKOUT) for failures in (by_agent, by_number)]
+    return max((end for end in ends if end is not None), default=None)
 
 
 async def _claim(request: web.Request, state: AgentCallState) -> CallerForAgent | None:
     agent = (await directory(request)).get(state.agent or "")
-    if agent is None:
-        return None
+    if agent is None or MEMBERS not in request.config_dict:
+        return None  # without the REST API no caller could be taken for the agent
     claimed = await request.config_dict[AGENTS].claim_next(agent, request.config_dict[CLOCK]())
     if claimed is None:
         return None
     return CallerForAgent(
         claimed.call_sid, claimed.desk, claimed.queue, claimed.ticket, claimed.transcript
     )
+
+
+async def _take(request: web.Request, state: AgentCallState) -> Taken:
+    """Take the caller this agent claimed out of the desk's queue, by name, into the
+    agent's own (the TwiML of the TAKEN hook, run on the caller's call)."""
+    agents = request.config_dict[AGENTS]
+    if not state.agent or not state.caller:
+        return Taken.GONE
+    queue_sid = await agents.claimed_queue(state.agent, state.caller)
+    if queue_sid is None:
+        return Taken.GONE  # left the queue, or the claim was given back meanwhile
+    base = public_base(request, request.config_dict[SETTINGS].public_url)
+    url = absolute(base, AgentTarget(AgentHook.TAKEN, state))
+    try:
+        await request.config_dict[MEMBERS].take(queue_sid, state.caller, url)
+    except TakeError as exc:
+        log.warning("caller_not_taken", agent=state.agent, call_sid=state.caller, error=str(exc))
+        if not exc.gone:
+            return Taken.FAILED  # the claim is given back as the agent is ready again
+        await agents.gone(state.caller, request.config_dict[CLOCK]())
+        return Taken.GONE
+    return Taken.YES
 
 
 async def _answer(request: web.Request, event: AgentEvent, route: str) -> web.Response:

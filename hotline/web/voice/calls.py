@@ -160,6 +160,7 @@ async def _event(
         case Hook.ROUTE:
             return RoutingRequested(await _waiting(request, plan, state))
         case Hook.QUEUE_WAIT:
+            await _note_queue(request, webhook, new_stay=state.loop == 0)
             return QueueWaiting(
                 webhook.queue_position or 1,
                 webhook.avg_queue_time_s or 0,
@@ -176,6 +177,21 @@ async def _event(
             result = webhook.queue_exit or QueueExit.ERROR
             wants = result is QueueExit.LEAVE and await _wants_voicemail(request, webhook)
             return QueueLeft(result, wants_voicemail=wants)
+
+
+async def _note_queue(request: web.Request, webhook: Webhook, *, new_stay: bool) -> None:
+    """The carrier's id of the queue the caller holds in, kept with the caller's place in
+    the queue view: taking this caller out for an agent needs it (once per stay)."""
+    if not webhook.call_sid or not webhook.queue_sid:
+        return
+    tickets = request.config_dict[TICKETS]
+    agents = request.config_dict[AGENTS]
+    noting = agents.note_queue(webhook.call_sid, webhook.queue_sid, new_stay=new_stay)
+    try:
+        await tickets.budget.within(tickets.budget.write_s, noting)
+    except Exception as exc:
+        # Not yet noted: the next round of hold music tries again.
+        log.warning("queue_note_failed", call_sid=webhook.call_sid, error=repr(exc))
 
 
 async def _waiting(request: web.Request, plan: IvrPlan, state: CallState) -> dict[str, int]:
