@@ -307,8 +307,10 @@ class TimedCarrier(VirtualCarrier):
         *,
         signing: Signing | None = None,
         idempotency_token: str | None = None,
+        via: str | None = None,
     ) -> WebhookResponse:
-        # The URL stays the public one (it is what is signed); the request goes to a base.
+        # The URL stays the public one (it is what is signed); the request goes to a base
+        # (the front's choice: `via` pins a call to one process only in the tests).
         self.base_url = self.front.base()
         route = urlsplit(url).path
         started = time.perf_counter()
