@@ -172,7 +172,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = engine = make_engine(app[SETTINGS].database_url)
     try:
         app[STORE] = TicketStore(engine, plan.hours.zone, plan.default_language, calendar=calendar)
-        app[AGENTS] = AgentStore(engine)
+        app[AGENTS] = AgentStore(engine, transactions=app[STORE].transactions)
         app[CASEWORK] = CaseStore(engine, plan.hours.zone, calendar=calendar)
         app[JOBS] = JobStore(engine)
         app[USERS] = UserStore(engine)

@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.store.engine import reads
+from hotline.store.engine import Transactions, reads
 from hotline.store.tables import (
     agent_events,
     agent_states,
@@ -54,10 +55,13 @@ class AgentStatus:
 
 
 class AgentStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, transactions: Transactions | None = None) -> None:
         self.engine = engine
         # For blocks that only read (on SQLite they never hold the write lock).
         self.reads = reads(engine)
+        # The ticket store's transactions, for the writes of the hold rounds: on SQLite its
+        # writer thread is the one writer, so these do not fight the ticket writes for it.
+        self._tx = transactions
         self._noted: OrderedDict[str, str] = OrderedDict()
 
     async def directory(self, configured: Mapping[str, Agent]) -> dict[str, Agent]:
@@ -190,14 +194,12 @@ class AgentStore:
         such caller waiting yet, e.g. its join is still in a spool)."""
         if not new_stay and self._noted.get(call_sid) == queue_sid:
             return True
-        async with self.engine.begin() as conn:
-            noted = await conn.execute(
-                queue_members.update()
-                .where(queue_members.c.call_sid == call_sid)
-                .where(queue_members.c.left_at.is_(None))
-                .values(queue_sid=queue_sid)
-            )
-        if noted.rowcount != 1:
+        if self._tx is not None:
+            noted = await self._tx.run(_note_queue_sid, call_sid, queue_sid)
+        else:
+            async with self.engine.begin() as conn:
+                noted = await conn.run_sync(_note_queue_sid, call_sid, queue_sid)
+        if not noted:
             return False
         self._noted[call_sid] = queue_sid
         while len(self._noted) > NOTED_KEPT:
@@ -346,3 +348,13 @@ class AgentStore:
             )
             for r in rows
         }
+
+
+def _note_queue_sid(conn: Connection, call_sid: str, queue_sid: str) -> bool:
+    noted = conn.execute(
+        queue_members.update()
+        .where(queue_members.c.call_sid == call_sid)
+        .where(queue_members.c.left_at.is_(None))
+        .values(queue_sid=queue_sid)
+    )
+    return noted.rowcount == 1

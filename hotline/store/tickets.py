@@ -186,6 +186,12 @@ class TicketStore:
     async def aclose(self) -> None:
         await self._tx.aclose()
 
+    @property
+    def transactions(self) -> Transactions:
+        """This store's transactions, for another store's writes to share (SQLite's one
+        writer)."""
+        return self._tx
+
     async def ping(self) -> None:
         """One round trip to the database, for the health check."""
         async with self.reads.connect() as conn:
