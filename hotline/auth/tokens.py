@@ -38,13 +38,19 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def is_admin(token: str, admin_token: str) -> bool:
-    """The centre's token, compared in constant time; none when no plain one is set."""
+def same_token(given: str, expected: str) -> bool:
+    """`given` is `expected`, compared in constant time; never when either is not plain
+    (a header's odd bytes decode to text that cannot even be encoded)."""
     return (
-        plain_token(admin_token)
-        and plain_token(token)
-        and hmac.compare_digest(token.encode(), admin_token.encode())
+        plain_token(expected)
+        and plain_token(given)
+        and hmac.compare_digest(given.encode(), expected.encode())
     )
+
+
+def is_admin(token: str, admin_token: str) -> bool:
+    """The centre's token; none when no plain one is set."""
+    return same_token(token, admin_token)
 
 
 def identify(

@@ -159,6 +159,32 @@ async def test_forms_without_their_sessions_token_are_refused(line: Line) -> Non
     assert len(events(line, "csrf_refused")) == 7
 
 
+async def test_a_token_of_odd_bytes_is_refused_not_a_server_error(line: Line) -> None:
+    """Bytes that are no UTF-8, in a header or in the form, decode to text that cannot be
+    encoded again: the comparison refuses it (403) instead of raising (500)."""
+    await add_account(line, "zhang", AccountRole.DEPARTMENT, department="tax-bureau")
+    async with browser(line) as person:
+        assert (await person.login("zhang")).status == 303
+        cookie = person.cookie()
+        assert cookie is not None
+        for header, body in (
+            (("X-CSRF-Token", b"\xff\xfe"), b"csrf_token=x"),
+            (("X-Unused", b"x"), b"csrf_token=%FF%FE%ED%A0%80"),
+        ):
+            answer = await line.raw(
+                "POST",
+                "/logout",
+                [
+                    ("Cookie", f"hotline_session={cookie}"),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                    header,
+                ],
+                body,
+            )
+            assert answer.status == 403, answer.body
+        assert (await person.get("/cases")).status == 200  # still logged in
+
+
 async def test_a_request_that_is_not_a_page_needs_a_login_and_the_role(tmp_path: Path) -> None:
     """A page to come that takes a POST (here a stand-in added to the app) answers 401
     without a login and 403 for another role; its handler sees the account."""

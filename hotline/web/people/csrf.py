@@ -1,7 +1,7 @@
 """Form tokens: a request that changes something carries its session's token.
 
-The token is kept in the session (server-side) and sent back in each form (`csrf_token`)
-or, for a page's own script, in the `X-CSRF-Token` header. Another site can make a
+The token is kept in the session (server-side) and sent back in each form (`csrf_token`).
+Another site can make a
 browser post to this one, with its cookie, but cannot read the token to put in the form.
 The login form has one too, from a pre-session: without it another site could log a
 browser in as someone else.
@@ -9,19 +9,17 @@ browser in as someone else.
 
 from __future__ import annotations
 
-import hmac
-
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from hotline.auth.tokens import same_token
 from hotline.web.people.render import refuse
 from hotline.web.people.sessions import expected_csrf
 
 log = structlog.get_logger("hotline.people")
 
 FIELD = "csrf_token"
-HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -31,12 +29,8 @@ async def checked(handler: Handler, request: web.Request) -> web.StreamResponse:
     if request.method in SAFE_METHODS or not matched:
         return await handler(request)
     expected = await expected_csrf(request)
-    given = request.headers.get(HEADER) or (await request.post()).get(FIELD)
-    if (
-        expected is None
-        or not isinstance(given, str)
-        or not hmac.compare_digest(given.encode(), expected.encode())
-    ):
+    given = (await request.post()).get(FIELD)
+    if expected is None or not isinstance(given, str) or not same_token(given, expected):
         log.warning("csrf_refused", path=request.path, session=expected is not None)
         return refuse(
             request,
