@@ -16,8 +16,24 @@ from twilio.rest import Client
 TWILIO_API = "https://api.twilio.com"
 # A caller is taken out of a queue while an agent's webhook waits for the answer.
 TAKE_WITHIN_S = 5.0
-# Twilio's answer for a member that is not (or no longer) in the queue, or a queue unknown.
-_NOT_QUEUED = frozenset({400, 404})
+# Twilio's error codes that say the caller is not (or no longer) in that queue: not found
+# (the member, or the queue), and the 400 of a member already taken. Any other refusal (a
+# URL Twilio will not take, a wrong account) says nothing of the caller, who still waits.
+_NOT_QUEUED = frozenset({20404, 21220})
+
+
+# What a REST call may fail with: Twilio's refusal, or no answer at all.
+_API_ERRORS = (TwilioException, aiohttp.ClientError, OSError, TimeoutError)
+
+
+def _refusal(exc: Exception) -> str:
+    """A failed REST call in one line; Twilio's error code first, since its error pages are
+    indexed by it."""
+    if isinstance(exc, TwilioRestException):
+        return f"Twilio error {exc.code}: {exc.msg}"[:300]
+    if isinstance(exc, TwilioException):
+        return str(exc)[:300]
+    return f"Twilio's API is unreachable: {exc!r}"[:300]
 
 
 @dataclass(frozen=True)
@@ -98,13 +114,8 @@ class TwilioRest:
                 machine_detection="Enable",
                 timeout=call.ring_timeout_s,
             )
-        except TwilioRestException as exc:
-            # Twilio's error code first: it is what its error pages are indexed by.
-            raise DialError(f"Twilio error {exc.code}: {exc.msg}"[:300]) from exc
-        except TwilioException as exc:
-            raise DialError(str(exc)[:300]) from exc
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise DialError(f"Twilio's API is unreachable: {exc}"[:300]) from exc
+        except _API_ERRORS as exc:
+            raise DialError(_refusal(exc)) from exc
         if not created.sid:
             raise DialError("the Calls API answered without a call sid")
         return str(created.sid)
@@ -117,13 +128,9 @@ class TwilioRest:
         try:
             async with asyncio.timeout(TAKE_WITHIN_S):
                 await member.update_async(url=url, method="POST")
-        except TwilioRestException as exc:
-            gone = exc.status in _NOT_QUEUED
-            raise TakeError(f"Twilio error {exc.code}: {exc.msg}"[:300], gone=gone) from exc
-        except TwilioException as exc:
-            raise TakeError(str(exc)[:300], gone=False) from exc
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise TakeError(f"Twilio's API is unreachable: {exc!r}"[:300], gone=False) from exc
+        except _API_ERRORS as exc:
+            gone = isinstance(exc, TwilioRestException) and exc.code in _NOT_QUEUED
+            raise TakeError(_refusal(exc), gone=gone) from exc
 
     async def close(self) -> None:
         await self._http.close()

@@ -457,7 +457,8 @@ async def test_dialer_speaks_the_calls_api_through_the_twilio_library(api: Twili
 async def test_the_rest_client_takes_a_named_caller_out_of_its_queue(line: Line) -> None:
     """The Queue Members resource, through the twilio library, against the stand-in in
     front of the carrier: the first request for a member succeeds, later ones say the
-    caller is gone; a refused login is no news about the caller."""
+    caller is gone; a refused login or a URL Twilio will not take is no news about the
+    caller."""
     from hotline.twilio.rest import TakeError
 
     assert line.twilio_api is None  # this module's line has its own stand-in
@@ -467,10 +468,7 @@ async def test_the_rest_client_takes_a_named_caller_out_of_its_queue(line: Line)
                 ScriptedCaller(keys=["0"], queue=QueuePlan(then=QueueChoice.HANGUP, patience=10))
             )
         )
-        for _ in range(500):
-            if line.carrier.queue_size("desk-general"):
-                break
-            await asyncio.sleep(0.01)
+        await line.until_waiting("desk-general")
         [caller] = [c for c in line.carrier.calls if c.queue_results == []]
         queue_sid = line.carrier.queue_sid("desk-general")
         rest = TwilioRest(ACCOUNT, AUTH_TOKEN, api_base=api.base_url)
@@ -479,6 +477,9 @@ async def test_the_rest_client_takes_a_named_caller_out_of_its_queue(line: Line)
             with pytest.raises(TakeError) as refused:
                 await wrong.take(queue_sid, caller.call_sid, "https://h.example/twilio/x")
             assert refused.value.gone is False
+            with pytest.raises(TakeError) as bad_url:
+                await rest.take(queue_sid, caller.call_sid, "ftp://hotline.example.gov/x")
+            assert bad_url.value.gone is False
             await rest.take(queue_sid, caller.call_sid, "https://hotline.example.gov/twilio/x")
             with pytest.raises(TakeError) as again:
                 await rest.take(queue_sid, caller.call_sid, "https://h.example/twilio/x")
@@ -487,8 +488,8 @@ async def test_the_rest_client_takes_a_named_caller_out_of_its_queue(line: Line)
             await rest.close()
             await wrong.close()
         record = await holding
-    assert [d["status"] for d in api.dequeues] == ["401", "200", "400"]
-    assert api.dequeues[1]["Url"] == "https://hotline.example.gov/twilio/x"
+    assert [d["status"] for d in api.dequeues] == ["401", "400", "200", "400"]
+    assert api.dequeues[2]["Url"] == "https://hotline.example.gov/twilio/x"
     assert [r.result for r in record.queue_results] == ["redirected"]
 
 
