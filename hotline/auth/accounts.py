@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -95,32 +95,6 @@ def role_problem(
     return None
 
 
-# The lockout: this many wrong passwords within the window lock the account for LOCKED_FOR.
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
-LOCKED_FOR = timedelta(minutes=15)
-# Failures older than this can no longer lock an account: the store may forget them.
-REMEMBERED = FAILURE_WINDOW + LOCKED_FOR
-
-
-def locked_until(failures: Iterable[datetime], now: datetime) -> datetime | None:
-    """When the account's lock ends, or None when it is not locked at `now`.
-
-    A failure that is the fifth within less than the window locks the account from its
-    time for LOCKED_FOR. Attempts made during a lock are not failures (the store is not
-    told of them), so guessing on cannot stretch a lock; and as the lock lasts as long as
-    the window, the failures that caused it cannot count towards the next one.
-    """
-    times = sorted(t for t in failures if t <= now)
-    until: datetime | None = None
-    for last in range(MAX_FAILURES - 1, len(times)):
-        first = times[last - MAX_FAILURES + 1]
-        end = times[last] + LOCKED_FOR
-        if times[last] - first < FAILURE_WINDOW and end > now:
-            until = end if until is None else max(until, end)
-    return until
-
-
 # The page each role lands on after logging in.
 HOMES = {
     AccountRole.AGENT: "/desk",
@@ -128,10 +102,6 @@ HOMES = {
     AccountRole.CENTRE: "/centre",
     AccountRole.ADMIN: "/centre",
 }
-
-
-def home_of(role: AccountRole) -> str:
-    return HOMES[role]
 
 
 def safe_next(raw: str | None) -> str | None:

@@ -185,7 +185,7 @@ agent_events = Table(
 )
 
 # Wrong agent PINs, one row per attempt: the agent id keyed and the number that called
-# (routing/lockout.py decides when they lock a login). Kept while they can still matter.
+# (hotline/auth/lockout.py decides when they lock a login). Kept while they can still matter.
 # A supervisor's lift stops a failure counting against the agent id (and against the
 # agent's own number), not against an intruder's number.
 pin_failures = Table(

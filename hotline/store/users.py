@@ -10,7 +10,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.auth.accounts import REMEMBERED, Account, AccountRole
+from hotline.auth.accounts import Account, AccountRole
+from hotline.auth.lockout import LOGIN_LOCKOUT
 from hotline.store.engine import reads
 from hotline.store.tables import login_failures, users
 
@@ -104,7 +105,8 @@ class UserStore:
             await conn.execute(login_failures.insert().values(user_id=user_id, at=at))
             await conn.execute(
                 delete(login_failures).where(
-                    login_failures.c.user_id == user_id, login_failures.c.at <= at - REMEMBERED
+                    login_failures.c.user_id == user_id,
+                    login_failures.c.at <= at - LOGIN_LOCKOUT.lookback,
                 )
             )
             return await _failures(conn, user_id, at)
@@ -118,7 +120,9 @@ class UserStore:
 async def _failures(conn: AsyncConnection, user_id: int, now: datetime) -> tuple[datetime, ...]:
     rows = await conn.execute(
         select(login_failures.c.at)
-        .where(login_failures.c.user_id == user_id, login_failures.c.at > now - REMEMBERED)
+        .where(
+            login_failures.c.user_id == user_id, login_failures.c.at > now - LOGIN_LOCKOUT.lookback
+        )
         .order_by(login_failures.c.at)
     )
     return tuple(rows.scalars())

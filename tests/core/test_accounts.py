@@ -7,16 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hotline.auth.accounts import (
-    LOCKED_FOR,
     AccountRole,
-    home_of,
-    locked_until,
     normalise_username,
     password_problem,
     role_problem,
     safe_next,
     username_problem,
 )
+from hotline.auth.lockout import LOGIN_LOCKOUT, locked_until
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DEPARTMENTS = ("tax-bureau", "customs")
@@ -62,46 +60,48 @@ def test_roles_and_their_department_or_agent() -> None:
     assert role_problem(AccountRole.ADMIN, None, None, DEPARTMENTS) is None
 
 
+def locked(failures: list[datetime], now: datetime) -> datetime | None:
+    return locked_until(failures, now, LOGIN_LOCKOUT)
+
+
 def test_four_failures_do_not_lock() -> None:
-    assert locked_until(minutes(0, 1, 2, 3), T0 + timedelta(minutes=4)) is None
+    assert locked(minutes(0, 1, 2, 3), T0 + timedelta(minutes=4)) is None
 
 
 def test_the_fifth_failure_within_15_minutes_locks_for_15_minutes() -> None:
     failures = minutes(0, 1, 2, 3, 14)
     fifth = failures[-1]
-    assert locked_until(failures, fifth) == fifth + LOCKED_FOR
-    assert locked_until(failures, fifth + LOCKED_FOR - timedelta(seconds=1)) == fifth + LOCKED_FOR
-    assert locked_until(failures, fifth + LOCKED_FOR) is None  # over, to the second
+    assert locked(failures, fifth) == fifth + LOGIN_LOCKOUT.lock_for
+    assert (
+        locked(failures, fifth + LOGIN_LOCKOUT.lock_for - timedelta(seconds=1))
+        == fifth + LOGIN_LOCKOUT.lock_for
+    )
+    assert locked(failures, fifth + LOGIN_LOCKOUT.lock_for) is None  # over, to the second
 
 
-def test_five_failures_spread_over_15_minutes_or_more_do_not_lock() -> None:
-    assert locked_until(minutes(0, 4, 8, 12, 15), T0 + timedelta(minutes=15)) is None
-    assert locked_until(minutes(0, 4, 8, 12, 16), T0 + timedelta(minutes=16)) is None
+def test_five_failures_spread_over_more_than_15_minutes_do_not_lock() -> None:
+    """Within 15 minutes counts the 15th minute itself: one rule with the PINs'."""
+    fifteen = minutes(0, 4, 8, 12, 15)
+    assert locked(fifteen, T0 + timedelta(minutes=15)) is not None
+    assert locked(minutes(0, 4, 8, 12, 16), T0 + timedelta(minutes=16)) is None
 
 
 def test_a_window_later_in_the_failures_locks_too() -> None:
     failures = minutes(0, 20, 21, 22, 23, 24)
-    assert locked_until(failures, T0 + timedelta(minutes=25)) == failures[-1] + LOCKED_FOR
+    assert locked(failures, T0 + timedelta(minutes=25)) == failures[-1] + LOGIN_LOCKOUT.lock_for
 
 
 def test_failures_after_now_are_not_counted() -> None:
     # The clock is what it is: a failure recorded by a process whose clock runs ahead
     # does not lock an account before its time.
-    assert locked_until(minutes(0, 1, 2, 3, 30), T0 + timedelta(minutes=4)) is None
+    assert locked(minutes(0, 1, 2, 3, 30), T0 + timedelta(minutes=4)) is None
 
 
 def test_after_a_lock_the_same_failures_cannot_lock_again() -> None:
     failures = minutes(0, 1, 2, 3, 4)
-    after = failures[-1] + LOCKED_FOR
-    assert locked_until([*failures, after], after) is None
-    assert locked_until(failures, after) is None
-
-
-def test_each_role_lands_on_its_page() -> None:
-    assert home_of(AccountRole.AGENT) == "/desk"
-    assert home_of(AccountRole.DEPARTMENT) == "/cases"
-    assert home_of(AccountRole.CENTRE) == "/centre"
-    assert home_of(AccountRole.ADMIN) == "/centre"
+    after = failures[-1] + LOGIN_LOCKOUT.lock_for
+    assert locked([*failures, after], after) is None
+    assert locked(failures, after) is None
 
 
 @pytest.mark.parametrize("path", ["/cases", "/cases?status=open", "/desk#top", "/a/b%2Fc"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from casework.tickets import TicketStatus
+from hotline.auth.lockout import PIN_LOCKOUT, LockoutRule, locked_until
 from hotline.auth.pins import hash_pin, is_pin_hash, verify_pin
 from ivr.actions import (
     AgentHook,
@@ -47,7 +48,6 @@ from ivr.flow import step
 from ivr.model import IvrPlan
 from ivr.state import AgentCallState, CallState
 from routing.acd import Agent, AgentState, DeskLevel, Waiting, next_caller
-from routing.lockout import PIN_LOCKOUT, LockoutRule, locked_until
 from routing.queue_router import QueueExit
 
 T0 = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)

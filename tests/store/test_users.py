@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 
-from hotline.auth.accounts import REMEMBERED, AccountRole, locked_until
+from hotline.auth.accounts import AccountRole
+from hotline.auth.lockout import LOGIN_LOCKOUT, locked_until
 from hotline.store.engine import make_engine, upgrade
+from hotline.store.tables import login_failures
 from hotline.store.users import UsernameTaken, UserStore
 
 T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -56,14 +59,23 @@ async def test_failures_are_counted_cleared_and_forgotten_when_too_old(users: Us
     account = await users.add("zhang", AccountRole.CENTRE, HASH, T0)
     at = [T0 + timedelta(minutes=m) for m in range(5)]
     for when in at[:4]:
-        assert locked_until(await users.record_failure(account.id, when), when) is None
+        assert (
+            locked_until(await users.record_failure(account.id, when), when, LOGIN_LOCKOUT) is None
+        )
     failures = await users.record_failure(account.id, at[4])
-    assert failures == tuple(at) and locked_until(failures, at[4]) is not None
+    assert failures == tuple(at) and locked_until(failures, at[4], LOGIN_LOCKOUT) is not None
     found = await users.credentials("zhang", at[4])
     assert found is not None and found.failures == tuple(at)
 
-    later = at[4] + REMEMBERED  # the first ones can no longer count: pruned on the way
+    later = at[4] + LOGIN_LOCKOUT.lookback  # the first ones can no longer count
     assert await users.record_failure(account.id, later) == (later,)
+    async with users.engine.connect() as conn:  # and they are gone from the table
+        kept = await conn.scalar(
+            select(func.count())
+            .select_from(login_failures)
+            .where(login_failures.c.user_id == account.id)
+        )
+    assert kept == 1
     await users.clear_failures(account.id)
     found = await users.credentials("zhang", later)
     assert found is not None and found.failures == ()

@@ -130,7 +130,7 @@ async def delete_agent(request: web.Request) -> web.Response:
 
 
 async def lift_lockout(request: web.Request) -> web.Response:
-    """A supervisor lifts an agent's PIN lockout (routing/lockout.py) before it expires."""
+    """A supervisor lifts an agent's PIN lockout (hotline/auth/lockout.py) before it expires."""
     agent_id = request.match_info["agent"]
     agent = (await directory(request)).get(agent_id)
     if agent is None:

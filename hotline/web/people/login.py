@@ -11,15 +11,13 @@ import structlog
 from aiohttp import web
 
 from hotline.auth.accounts import (
-    LOCKED_FOR,
-    MAX_FAILURES,
+    HOMES,
     Account,
-    home_of,
-    locked_until,
     normalise_username,
     safe_next,
     username_problem,
 )
+from hotline.auth.lockout import LOGIN_LOCKOUT, locked_until
 from hotline.web.keys import CLOCK, PASSWORDS, USERS
 from hotline.web.people import sessions
 from hotline.web.people.csrf import FIELD
@@ -34,7 +32,7 @@ async def form(request: web.Request) -> web.StreamResponse:
     wanted = safe_next(request.query.get("next"))
     account = await sessions.current(request)
     if account is not None:
-        raise web.HTTPSeeOther(wanted or home_of(account.role))
+        raise web.HTTPSeeOther(wanted or HOMES[account.role])
     return await _form(request, wanted, username="", failed=False)
 
 
@@ -48,7 +46,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
         return await _form(request, wanted, username=username, failed=True)
     await sessions.start(request, account)
     log.info("login", username=account.username, role=account.role.value)
-    raise web.HTTPSeeOther(wanted or home_of(account.role))
+    raise web.HTTPSeeOther(wanted or HOMES[account.role])
 
 
 async def log_out(request: web.Request) -> web.StreamResponse:
@@ -67,8 +65,8 @@ async def _form(
         "next": wanted,
         "username": username,
         "failed": failed,
-        "max_failures": MAX_FAILURES,
-        "locked_minutes": int(LOCKED_FOR.total_seconds() // 60),
+        "max_failures": LOGIN_LOCKOUT.failures,
+        "locked_minutes": int(LOGIN_LOCKOUT.lock_for.total_seconds() // 60),
     }
     return render(request, "login.html", context)
 
@@ -93,13 +91,13 @@ async def _check(request: web.Request, username: str, password: str) -> Account 
     if account.disabled:
         log.info("login_failed", username=account.username, reason="disabled")
         return None
-    if locked_until(found.failures, now) is not None:
+    if locked_until(found.failures, now, LOGIN_LOCKOUT) is not None:
         # Not a failure: guessing on during a lock does not make it longer.
         log.info("login_failed", username=account.username, reason="locked")
         return None
     if not matches:
         failures = await users.record_failure(account.id, now)
-        if locked_until(failures, now) is not None:
+        if locked_until(failures, now, LOGIN_LOCKOUT) is not None:
             log.warning("account_locked", username=account.username)
         else:
             log.info("login_failed", username=account.username, reason="wrong-password")

@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 from aiohttp import web
 
+from hotline.auth.lockout import PIN_LOCKOUT, locked_until
 from hotline.auth.pins import verify_pin
 from hotline.store.durable import operation_key
 from hotline.store.tickets import CallRef
@@ -48,7 +49,6 @@ from ivr.agent import (
 )
 from ivr.state import AgentCallState
 from routing.acd import AgentState
-from routing.lockout import PIN_LOCKOUT, locked_until
 from routing.queue_router import QueueExit
 
 log = structlog.get_logger("hotline.agents")
@@ -138,7 +138,7 @@ async def _event(request: web.Request, hook: AgentHook) -> AgentEvent:
 
 async def _pin_ok(request: web.Request, state: AgentCallState, pin: str) -> bool:
     """The PIN is the agent's, and neither the agent id keyed nor the calling number is
-    locked out (routing/lockout.py). A locked attempt is refused as a wrong PIN is, the
+    locked out (hotline/auth/lockout.py). A locked attempt is refused as a wrong PIN is, the
     PIN unchecked, and counts as one: a number that keeps guessing stays locked."""
     agents = request.config_dict[AGENTS]
     caller = request[WEBHOOK].caller

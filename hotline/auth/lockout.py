@@ -1,11 +1,11 @@
-"""When wrong agent PINs lock a login: the rule, over the times of the failures.
+"""When wrong secrets lock a login: the rule, over the times of the failures. Pure.
 
-Three tries per call were no limit at all: a number that called again and again could
-guess every PIN. Failures are counted across calls (and server processes) for the agent id
-keyed and for the calling number, each on its own: `failures` wrong PINs within `within`
-lock that id, or that number, for `lock_for` from the last of them. An attempt while the
-lock is on counts as a failure too and makes the lock last `lock_for` from then, so
-guessing on keeps it locked. The time is given, as everywhere in the core.
+One rule for the agents' PINs (counted across calls and processes, for the agent id keyed
+and for the calling number, each on its own) and for people's passwords (per account):
+`failures` wrong ones within `within` lock for `lock_for` from the last of them. An
+attempt while the lock is on, when it is counted, makes the lock last `lock_for` from
+then, so guessing on keeps it locked (the PINs count them; the login does not check a
+password while locked, and records nothing). The time is given.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class LockoutRule:
 
 
 PIN_LOCKOUT = LockoutRule()
+LOGIN_LOCKOUT = LockoutRule()
 
 
 def locked_until(failures: Iterable[datetime], now: datetime, rule: LockoutRule) -> datetime | None:
