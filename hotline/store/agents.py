@@ -188,11 +188,15 @@ class AgentStore:
                     return waiting[choice]
         return None
 
+    def noted(self, call_sid: str, queue_sid: str) -> bool:
+        """Whether this process has noted this queue id of the call already."""
+        return self._noted.get(call_sid) == queue_sid
+
     async def note_queue(self, call_sid: str, queue_sid: str, *, new_stay: bool = True) -> bool:
         """Keep the carrier's id of the queue `call_sid` waits in: at the first hold round
         of each stay (`new_stay`), and later only until this process has noted it (False: no
         such caller waiting yet, e.g. its join is still in a spool)."""
-        if not new_stay and self._noted.get(call_sid) == queue_sid:
+        if not new_stay and self.noted(call_sid, queue_sid):
             return True
         if self._tx is not None:
             noted = await self._tx.run(_note_queue_sid, call_sid, queue_sid)

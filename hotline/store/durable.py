@@ -114,6 +114,11 @@ class Budget:
         self._linger(task)
         raise TimeoutError(f"no answer within {seconds} s")
 
+    def beside(self, work: Awaitable[Any]) -> None:
+        """`work` runs beside the answer, which does not wait for it; kept until it ends
+        (or `close`), its failure logged as a late write's."""
+        self._linger(asyncio.ensure_future(work))
+
     def _linger(self, task: asyncio.Task[Any]) -> None:
         if not task.done():
             self._lingering.add(task)

@@ -6,6 +6,7 @@ What a phone number is (parsing, E.164, masking, whether it can be called back) 
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 
@@ -33,6 +34,9 @@ class NoNumber(StrEnum):
     UNKNOWN = "unknown"
 
 
+# Every webhook of a call carries its two numbers again, and the line's own number is in
+# every one: parsing with phonenumbers cost more than the rest of a webhook's form.
+@functools.lru_cache(maxsize=8192)
 def party(raw: str | None) -> PhoneNumber | NoNumber:
     """Who is calling (From) or called (To). Twilio's placeholders for a withheld number
     are checked first: several of them are of a plausible length, one is even valid."""

@@ -45,16 +45,10 @@ class Webhook:
     queue_time_s: int | None
     call_duration_s: int | None
     dial_status: str | None  # how an agent's <Dial> to a caller ended
-    answered_by: str | None  # who took a call the hotline placed: human, machine_*, fax
+    by_machine: bool  # a call the hotline placed was taken by a machine or a fax, not a person
     # Twilio sends a retried webhook with the same token. Not covered by the signature, so
     # only a plain short token is taken: anything else must never cost a ticket write.
     retry_token: str | None
-
-    @property
-    def by_machine(self) -> bool:
-        """An answering machine or a fax took the call, not a person."""
-        by = self.answered_by or ""
-        return by.startswith("machine") or by == "fax"
 
 
 def parse_webhook(form: Mapping[str, str], headers: Mapping[str, str] | None = None) -> Webhook:
@@ -72,7 +66,7 @@ def parse_webhook(form: Mapping[str, str], headers: Mapping[str, str] | None = N
         queue_time_s=_int(form.get("QueueTime")),
         call_duration_s=_int(form.get("CallDuration")),
         dial_status=_word(form.get("DialCallStatus")),
-        answered_by=_word(form.get("AnsweredBy"), "_"),
+        by_machine=_by_machine(_word(form.get("AnsweredBy"), "_") or ""),
         retry_token=_match(_TOKEN, (headers or {}).get(_IDEMPOTENCY_HEADER)),
     )
 
@@ -115,6 +109,11 @@ def _word(raw: str | None, also: str = "") -> str | None:
         return None
     raw = raw.strip().lower()
     return raw if re.fullmatch(rf"[a-z{also}-]{{1,32}}", raw) else None
+
+
+def _by_machine(answered_by: str) -> bool:
+    """AnsweredBy: human, unknown, machine_start, machine_end_beep (and the others), fax."""
+    return answered_by.startswith("machine") or answered_by == "fax"
 
 
 def _int(raw: str | None) -> int | None:

@@ -7,7 +7,6 @@ the general desk, never to Twilio's "application error".
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -180,32 +179,18 @@ async def _event(
             return QueueLeft(result, wants_voicemail=wants)
 
 
-# Notes of queue ids under way; kept here so that none is collected before it is done.
-_NOTING: set[asyncio.Task[None]] = set()
-
-
 def _note_queue_later(request: web.Request, webhook: Webhook, *, new_stay: bool) -> None:
     """The carrier's id of the queue the caller holds in, kept with the caller's place in
     the queue view: taking this caller out for an agent needs it (once per stay). Noted
     beside the answer, not before it: the hold music never waits on the database (the
     load benchmark saw hold rounds wait out the write budget when 500 callers queued)."""
-    if not webhook.call_sid or not webhook.queue_sid:
-        return
-    task = asyncio.create_task(_note_queue(request, webhook, new_stay=new_stay))
-    _NOTING.add(task)
-    task.add_done_callback(_NOTING.discard)
-
-
-async def _note_queue(request: web.Request, webhook: Webhook, *, new_stay: bool) -> None:
-    assert webhook.call_sid and webhook.queue_sid
-    tickets = request.config_dict[TICKETS]
+    call_sid, queue_sid = webhook.call_sid, webhook.queue_sid
     agents = request.config_dict[AGENTS]
-    noting = agents.note_queue(webhook.call_sid, webhook.queue_sid, new_stay=new_stay)
-    try:
-        await tickets.budget.within(tickets.budget.write_s, noting)
-    except Exception as exc:
-        # Not yet noted: the next round of hold music tries again.
-        log.warning("queue_note_failed", call_sid=webhook.call_sid, error=repr(exc))
+    if not call_sid or not queue_sid or (not new_stay and agents.noted(call_sid, queue_sid)):
+        return
+    # Not noted (the database away, the join still in a spool): the next round tries again.
+    note = agents.note_queue(call_sid, queue_sid, new_stay=new_stay)
+    request.config_dict[TICKETS].budget.beside(note)
 
 
 async def _waiting(request: web.Request, plan: IvrPlan, state: CallState) -> dict[str, int]:
