@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,7 +29,9 @@ from routing.queue_stats import QueueStay
 CLAIM_ATTEMPTS = 5
 # Queue ids this process has noted, by call (a caller's hold webhooks come every round).
 NOTED_KEPT = 4096
-GONE = "gone"  # a claimed caller the carrier no longer had in the queue
+GONE = "gone"  # claimed for no agent: the carrier no longer had the caller in the queue
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -198,12 +200,7 @@ class AgentStore:
         such caller waiting yet, e.g. its join is still in a spool)."""
         if not new_stay and self.noted(call_sid, queue_sid):
             return True
-        if self._tx is not None:
-            noted = await self._tx.run(_note_queue_sid, call_sid, queue_sid)
-        else:
-            async with self.engine.begin() as conn:
-                noted = await conn.run_sync(_note_queue_sid, call_sid, queue_sid)
-        if not noted:
+        if not await self._write(_note_queue_sid, call_sid, queue_sid):
             return False
         self._noted[call_sid] = queue_sid
         while len(self._noted) > NOTED_KEPT:
@@ -223,14 +220,19 @@ class AgentStore:
 
     async def gone(self, call_sid: str, at: datetime) -> None:
         """The carrier no longer had this caller in the queue (hung up, or left): no agent
-        is offered the caller again. Its ticket is closed by the call's own webhooks."""
+        is offered the caller again. The stay itself, and how it ended (a hang-up counts as
+        abandoned), is closed by the caller's own webhooks, as every stay is."""
+        await self._write(_claim_for_none, call_sid, at)
+
+    async def _write(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A write of the hold rounds and the connections, on the ticket store's writer when
+        it was given (SQLite's one writer), else a transaction of its own."""
+        if self._tx is not None:
+            return await self._tx.run(work, *args, **kwargs)
         async with self.engine.begin() as conn:
-            await conn.execute(
-                queue_members.update()
-                .where(queue_members.c.call_sid == call_sid)
-                .where(queue_members.c.left_at.is_(None))
-                .values(left_at=at, result=GONE, claimed_by=None, claimed_at=None)
-            )
+            return await conn.run_sync(work, *args, **kwargs)
 
     async def pin_attempt(
         self, agent_id: str, caller: str, at: datetime, *, since: datetime
@@ -362,3 +364,12 @@ def _note_queue_sid(conn: Connection, call_sid: str, queue_sid: str) -> bool:
         .values(queue_sid=queue_sid)
     )
     return noted.rowcount == 1
+
+
+def _claim_for_none(conn: Connection, call_sid: str, at: datetime) -> None:
+    conn.execute(
+        queue_members.update()
+        .where(queue_members.c.call_sid == call_sid)
+        .where(queue_members.c.left_at.is_(None))
+        .values(claimed_by=GONE, claimed_at=at)
+    )

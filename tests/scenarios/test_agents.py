@@ -35,6 +35,8 @@ from ivr.actions import AgentHook, AgentTarget, TicketChange
 from ivr.model import IvrPlan
 from ivr.state import AgentCallState
 from routing.acd import Agent, DeskLevel
+from routing.queue_router import QueueExit
+from routing.queue_stats import desk_metrics
 from tests.support.line import PUBLIC_URL, Line, running_line
 from tests.support.paths import CONFIG_DIR
 from tests.support.waiting import eventually
@@ -410,6 +412,18 @@ async def test_only_one_of_two_server_processes_claims_a_caller(db_url: str) -> 
     assert await stores[0].claimed_queue("1099", first.call_sid) is None  # not its claim
     await stores[1].gone(first.call_sid, at + timedelta(minutes=2))
     assert await stores[0].claimed_queue(agents[index].id, first.call_sid) is None
+    # Gone is offered to no one, even when its agent is ready again...
+    await stores[0].release(agents[index].id)
+    free = agents[-1]
+    assert await stores[0].claim_next(free, at + timedelta(minutes=2)) is None
+    # ...and the stay is closed by the caller's own hang-up: counted as abandoned.
+    hung_up = TicketChange(
+        note="hung up", status=TicketStatus.ABANDONED, queue_result=QueueExit.HANGUP
+    )
+    await tickets.apply(CallRef(first.call_sid, "x", "x"), [hung_up], at + timedelta(minutes=3))
+    stays = await stores[0].stays_since(at - timedelta(hours=1))
+    assert [s.result for s in stays if s.left_at is not None] == ["hangup"]
+    assert desk_metrics(stays, 20)["tax-invoice"].abandoned == 1
     await tickets.aclose()
     for engine in engines:
         await engine.dispose()
