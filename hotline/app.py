@@ -74,7 +74,6 @@ from hotline.web.keys import (
 )
 from hotline.web.live_reads import SharedReads
 from hotline.web.people import add_people_pages
-from hotline.web.people.pages import people_pages
 from hotline.web.people.sessions import open_storage
 from hotline.web.voice.app import voice_app
 from speech.classifier import SpecialtyClassifier
@@ -100,9 +99,7 @@ def make_app(
     classifier: SpecialtyClassifier | None = None,
 ) -> web.Application:
     """The whole server. `classifier`: one already trained on `config`'s examples."""
-    app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[metrics.timing, people_pages]
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[metrics.timing])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[TWIML_DOCUMENTS] = TwimlDocuments()

@@ -19,6 +19,7 @@ from hotline.auth.accounts import AccountRole
 from hotline.auth.passwords import Passwords
 from hotline.web.keys import ACCOUNT, USERS
 from hotline.web.people.guard import requires
+from hotline.web.people.pages import add_page
 from tests.scenarios.test_log_privacy import leaks
 from tests.support.line import Line, running_line
 from tests.support.people import PASSWORD, Page, add_account, browser
@@ -194,7 +195,7 @@ async def test_a_request_that_is_not_a_page_needs_a_login_and_the_role(tmp_path:
         return web.json_response({"by": request[ACCOUNT].username})
 
     def prepare(app: web.Application) -> None:
-        app.router.add_post("/cases/accept", accept)
+        add_page(app, "POST", "/cases/accept", accept)
 
     database = f"sqlite+aiosqlite:///{tmp_path / 'people.db'}"
     async with running_line(database, prepare=prepare) as line:

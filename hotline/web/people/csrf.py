@@ -25,8 +25,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 async def checked(handler: Handler, request: web.Request) -> web.StreamResponse:
     """`handler`'s answer, when the request is safe or carries its session's token."""
-    matched = request.match_info.http_exception is None  # else a 404 or 405 answers
-    if request.method in SAFE_METHODS or not matched:
+    if request.method in SAFE_METHODS:
         return await handler(request)
     expected = await expected_csrf(request)
     given = (await request.post()).get(FIELD)

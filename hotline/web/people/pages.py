@@ -1,10 +1,9 @@
-"""The middleware of the people's pages: a session for the request, its form token checked,
-and a clear page when the session store or the database is away.
+"""A people's page: a session for the request, its form token checked, and a clear page
+when the session store or the database is away.
 
-Which requests are people's: every one but those of `/twilio/` (signed by Twilio) and
-`/api/` (bearer tokens). Those two authenticate each request by itself, never by a cookie,
-so they load no session and need no form token, and the webhooks never wait on the
-session store. A request that loads no session (a static file, /healthz) costs nothing.
+Only the people's routes are wrapped (`add_page`): the webhooks (signed by Twilio) and
+the API (bearer tokens) authenticate each request by itself, never by a cookie, and never
+pass through the session layer, nor does /healthz, /metrics or a static file.
 """
 
 from __future__ import annotations
@@ -23,13 +22,13 @@ from hotline.web.people.render import refuse
 
 log = structlog.get_logger("hotline.people")
 
-NOT_PEOPLES = ("/twilio/", "/api/")
+
+def add_page(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    """A route of the people's pages, its handler behind the session layer."""
+    app.router.add_route(method, path, functools.partial(_page, handler))
 
 
-@web.middleware
-async def people_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(NOT_PEOPLES):
-        return await handler(request)
+async def _page(handler: Handler, request: web.Request) -> web.StreamResponse:
     layer = request.config_dict[SESSION_LAYER]
     try:
         response: web.StreamResponse = await layer(
