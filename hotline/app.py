@@ -60,7 +60,6 @@ from hotline.web.keys import (
     METRICS,
     PASSWORDS,
     SESSION_LAYER,
-    SESSIONS,
     SETTINGS,
     SHARED,
     SIGNATURES,
@@ -149,8 +148,8 @@ async def _people_sessions(app: web.Application) -> AsyncIterator[None]:
     """People's sessions: in Redis when `redis_url` is set, so that every process serves
     every person, else in this process. The password checks' stand-in hash is made now,
     not at the first login."""
-    app[SESSIONS], redis = open_storage(app[SETTINGS], app[CLOCK])
-    app[SESSION_LAYER] = session_middleware(app[SESSIONS])
+    storage, redis = open_storage(app[SETTINGS], app[CLOCK])
+    app[SESSION_LAYER] = session_middleware(storage)
     await app[PASSWORDS].prepare()
     yield
     if redis is not None:

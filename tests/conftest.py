@@ -8,6 +8,7 @@ import pytest
 
 from hotline.config import LoadedConfig, load_config
 from ivr.model import IvrPlan
+from tests.support.browser import chromium_or_skip
 from tests.support.databases import database_url
 from tests.support.paths import CONFIG_DIR
 from tests.support.redis_proxy import drop_prefix, redis_or_skip, unique_prefix
@@ -51,3 +52,8 @@ async def prefix(redis_url: str) -> AsyncIterator[str]:
     name = unique_prefix()
     yield name
     await drop_prefix(redis_url, name)
+
+
+@pytest.fixture
+def chromium() -> str:
+    return chromium_or_skip()

@@ -8,7 +8,6 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from aiohttp_session import AbstractStorage
 
 from hotline.auth.accounts import Account
 from hotline.auth.passwords import Passwords
@@ -69,7 +68,6 @@ USERS = web.AppKey("users", UserStore)
 PASSWORDS = web.AppKey("passwords", Passwords)
 # Where people's sessions are kept (Redis, or this process), and aiohttp-session's
 # middleware over it, which the people's pages run through (hotline.web.people.pages).
-SESSIONS = web.AppKey("sessions", AbstractStorage)
 SESSION_LAYER: web.AppKey[Middleware] = web.AppKey("session_layer")
 # The person logged in, on the requests of the pages that ask for one
 # (hotline.web.people.guard.requires).

@@ -4,39 +4,13 @@ the moment one is enqueued through the virtual carrier, and leaves a screenshot.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 from hotline.carrier.callers import QueueChoice, QueuePlan, ScriptedCaller
 from hotline.web.keys import SHARED
+from tests.support.browser import ARTIFACTS, FLAGS
 from tests.support.line import ADMIN_TOKEN, running_line
-from tests.support.paths import ROOT
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / "artifacts"
-# Chromium as root, on a machine with no network but loopback.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("HOTLINE_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is required here: apt-get install chromium")
-        pytest.skip("Debian's chromium is not installed")
-    return CHROMIUM
 
 
 async def test_live_page_shows_a_caller_appear(chromium: str, tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from hotline.auth.passwords import Passwords
 from hotline.web.keys import ACCOUNT, USERS
 from hotline.web.people.guard import requires
 from hotline.web.people.pages import add_page
-from tests.scenarios.test_log_privacy import leaks
 from tests.support.line import Line, running_line
+from tests.support.logs import leaks
 from tests.support.people import PASSWORD, Page, add_account, browser
 
 WRONG = "not the password 13812345678"  # a phone-like run: a log that kept it would show

@@ -7,11 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hotline.auth.accounts import AccountRole
-from tests.scenarios.test_live_page import ARTIFACTS, FLAGS, chromium
+from tests.support.browser import ARTIFACTS, FLAGS
 from tests.support.line import running_line
 from tests.support.people import PASSWORD, add_account
-
-__all__ = ["chromium"]  # the fixture, shared with the live page's test
 
 
 async def test_a_department_user_logs_in_and_out_by_keyboard(chromium: str, tmp_path: Path) -> None:

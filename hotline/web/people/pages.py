@@ -13,9 +13,9 @@ import functools
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.exceptions import RedisError
 
 from hotline.store.durable import unreachable
+from hotline.store.shared import UNREACHABLE
 from hotline.web.keys import SESSION_LAYER
 from hotline.web.people import csrf
 from hotline.web.people.render import refuse
@@ -36,7 +36,7 @@ async def _page(handler: Handler, request: web.Request) -> web.StreamResponse:
         )
     except web.HTTPException:
         raise
-    except RedisError as error:
+    except UNREACHABLE as error:
         log.warning("sessions_unavailable", path=request.path, error=type(error).__name__)
         return refuse(
             request,

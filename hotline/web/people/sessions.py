@@ -11,7 +11,6 @@ calls' ticket writes.
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,9 +20,9 @@ from aiohttp import web
 from aiohttp_session import AbstractStorage, Session, get_session, new_session
 from aiohttp_session.redis_storage import RedisStorage
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from hotline.auth.accounts import Account
+from hotline.auth.tokens import new_token
 from hotline.settings import Settings
 from hotline.web.keys import CLOCK, SETTINGS, USERS, Clock
 
@@ -33,18 +32,12 @@ COOKIE = "hotline_session"
 # A person waits this long for Redis before the page says sessions are unavailable; the
 # webhooks never wait on it (they load no session).
 REDIS_TIMEOUT_S = 1.0
-# What a session store that is away raises: the pages answer 503 then.
-STORE_AWAY: tuple[type[Exception], ...] = (RedisError, OSError)
 
 # The session's fields.
 _USER = "user"  # the account's id
 _NAME = "name"  # its username, checked against the account's on every request
 _SEEN = "seen"  # the time of the last request, on the app's clock (seconds since the epoch)
 _CSRF = "csrf"  # the token every form of this session carries (see csrf.py)
-
-
-def _new_id() -> str:
-    return secrets.token_urlsafe(32)
 
 
 def _cookie(settings: Settings) -> dict[str, Any]:
@@ -69,7 +62,7 @@ class LineRedisStorage(RedisStorage):
     """
 
     def __init__(self, redis: Redis, *, prefix: str, **cookie: Any) -> None:
-        super().__init__(redis, cookie_name=COOKIE, key_factory=_new_id, **cookie)
+        super().__init__(redis, cookie_name=COOKIE, key_factory=new_token, **cookie)
         self._keys = f"{prefix}session"
 
     @property
@@ -108,7 +101,7 @@ class MemorySessions(AbstractStorage):
                 self._kept.pop(str(key), None)
             self.save_cookie(response, "", max_age=session.max_age)
             return
-        key = _new_id() if key is None else str(key)
+        key = new_token() if key is None else str(key)
         until = self._clock() + timedelta(seconds=session.max_age or self.max_age or 0)
         # Stored encoded, as Redis would: a later change to the dict is not a saved change.
         self._kept[key] = (until, self._encoder(self._get_session_data(session)))
@@ -137,7 +130,7 @@ async def csrf_token(request: web.Request) -> str:
     session = await get_session(request)
     token = session.get(_CSRF)
     if not isinstance(token, str):
-        token = session[_CSRF] = secrets.token_urlsafe(32)
+        token = session[_CSRF] = new_token()
     return token
 
 
@@ -154,7 +147,7 @@ async def start(request: web.Request, account: Account) -> None:
     session[_USER] = account.id
     session[_NAME] = account.username
     session[_SEEN] = _now(request).timestamp()
-    session[_CSRF] = secrets.token_urlsafe(32)
+    session[_CSRF] = new_token()
 
 
 async def current(request: web.Request) -> Account | None:
