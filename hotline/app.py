@@ -171,7 +171,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[AGENTS] = AgentStore(engine, transactions=app[STORE].transactions)
         app[CASEWORK] = CaseStore(engine, plan.hours.zone, calendar=calendar)
         app[JOBS] = JobStore(engine)
-        app[USERS] = UserStore(engine)
+        app[USERS] = UserStore(engine, transactions=app[STORE].transactions)
         yield
     finally:
         if STORE in app:

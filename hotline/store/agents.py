@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hotline.store.engine import Transactions, reads
+from hotline.store.engine import Transactions, in_transaction, reads
 from hotline.store.tables import (
     agent_events,
     agent_states,
@@ -30,8 +30,6 @@ CLAIM_ATTEMPTS = 5
 # Queue ids this process has noted, by call (a caller's hold webhooks come every round).
 NOTED_KEPT = 4096
 GONE = "gone"  # claimed for no agent: the carrier no longer had the caller in the queue
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -200,7 +198,7 @@ class AgentStore:
         such caller waiting yet, e.g. its join is still in a spool)."""
         if not new_stay and self.noted(call_sid, queue_sid):
             return True
-        if not await self._write(_note_queue_sid, call_sid, queue_sid):
+        if not await in_transaction(self._tx, self.engine, _note_queue_sid, call_sid, queue_sid):
             return False
         self._noted[call_sid] = queue_sid
         while len(self._noted) > NOTED_KEPT:
@@ -222,17 +220,7 @@ class AgentStore:
         """The carrier no longer had this caller in the queue (hung up, or left): no agent
         is offered the caller again. The stay itself, and how it ended (a hang-up counts as
         abandoned), is closed by the caller's own webhooks, as every stay is."""
-        await self._write(_claim_for_none, call_sid, at)
-
-    async def _write(
-        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """A write of the hold rounds and the connections, on the ticket store's writer when
-        it was given (SQLite's one writer), else a transaction of its own."""
-        if self._tx is not None:
-            return await self._tx.run(work, *args, **kwargs)
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(work, *args, **kwargs)
+        await in_transaction(self._tx, self.engine, _claim_for_none, call_sid, at)
 
     async def pin_attempt(
         self, agent_id: str, caller: str, at: datetime, *, since: datetime

@@ -283,3 +283,19 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             # Several processes start at once: one migrates, the others wait and find it done.
             await connection.execute(text("SELECT pg_advisory_xact_lock(1234512345)"))
         await connection.run_sync(run)
+
+
+async def in_transaction(
+    tx: Transactions | None,
+    engine: AsyncEngine,
+    work: Callable[Concatenate[Connection, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """`work` on the ticket store's transactions when a store was given them (on SQLite its
+    writer thread is the one writer: a write of another store does not fight the ticket
+    writes for the lock), else in a transaction of its own."""
+    if tx is not None:
+        return await tx.run(work, *args, **kwargs)
+    async with engine.begin() as conn:
+        return await conn.run_sync(work, *args, **kwargs)

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hotline.auth.accounts import Account, AccountRole
 from hotline.auth.lockout import LOGIN_LOCKOUT
-from hotline.store.engine import reads
+from hotline.store.engine import Transactions, in_transaction, reads
 from hotline.store.tables import login_failures, users
 
 
@@ -30,9 +31,10 @@ class Credentials:
 
 
 class UserStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, transactions: Transactions | None = None) -> None:
         self.engine = engine
         self.reads = reads(engine)
+        self._tx = transactions  # for the writes of a login (see engine.in_transaction)
 
     async def add(
         self,
@@ -101,31 +103,41 @@ class UserStore:
     async def record_failure(self, user_id: int, at: datetime) -> tuple[datetime, ...]:
         """Note a wrong password; the failures that count from `at` on, this one with them.
         Those too old to count any more are deleted on the way."""
-        async with self.engine.begin() as conn:
-            await conn.execute(login_failures.insert().values(user_id=user_id, at=at))
-            await conn.execute(
-                delete(login_failures).where(
-                    login_failures.c.user_id == user_id,
-                    login_failures.c.at <= at - LOGIN_LOCKOUT.lookback,
-                )
-            )
-            return await _failures(conn, user_id, at)
+        return await in_transaction(self._tx, self.engine, _record_failure, user_id, at)
 
     async def clear_failures(self, user_id: int) -> None:
         """After a good login the count starts again."""
-        async with self.engine.begin() as conn:
-            await conn.execute(delete(login_failures).where(login_failures.c.user_id == user_id))
+        await in_transaction(self._tx, self.engine, _clear_failures, user_id)
+
+
+def _record_failure(conn: Connection, user_id: int, at: datetime) -> tuple[datetime, ...]:
+    conn.execute(login_failures.insert().values(user_id=user_id, at=at))
+    conn.execute(
+        delete(login_failures).where(
+            login_failures.c.user_id == user_id,
+            login_failures.c.at <= at - LOGIN_LOCKOUT.lookback,
+        )
+    )
+    return tuple(conn.execute(_failures_query(user_id, at)).scalars())
+
+
+def _clear_failures(conn: Connection, user_id: int) -> None:
+    conn.execute(delete(login_failures).where(login_failures.c.user_id == user_id))
 
 
 async def _failures(conn: AsyncConnection, user_id: int, now: datetime) -> tuple[datetime, ...]:
-    rows = await conn.execute(
+    return tuple((await conn.execute(_failures_query(user_id, now))).scalars())
+
+
+def _failures_query(user_id: int, now: datetime) -> Select[Any]:
+    """The failures of an account that may still count at `now`, oldest first."""
+    return (
         select(login_failures.c.at)
         .where(
             login_failures.c.user_id == user_id, login_failures.c.at > now - LOGIN_LOCKOUT.lookback
         )
         .order_by(login_failures.c.at)
     )
-    return tuple(rows.scalars())
 
 
 def _account(row: Any) -> Account:
