@@ -67,7 +67,6 @@ class Taken(StrEnum):
 class CallerForAgent:
     call_sid: str
     desk: str
-    queue: str
     ticket: str
     transcript: str | None
 

@@ -38,11 +38,9 @@ class Claimed:
 
     call_sid: str
     desk: str
-    queue: str
     ticket: str
     transcript: str | None
     joined_at: datetime
-    queue_sid: str  # the carrier's id of the queue the caller waits in
 
 
 @dataclass(frozen=True)
@@ -338,7 +336,7 @@ class AgentStore:
         ).all()
         return {
             Waiting(r.call_sid, r.desk, r.queue, r.joined_at, r.callback, r.overdue): Claimed(
-                r.call_sid, r.desk, r.queue, r.number, r.transcript, r.joined_at, r.queue_sid
+                r.call_sid, r.desk, r.number, r.transcript, r.joined_at
             )
             for r in rows
         }

@@ -119,7 +119,6 @@ def test_login_then_the_next_caller_with_a_whisper(plan: IvrPlan) -> None:
     caller = CallerForAgent(
         "CA" + "1" * 32,
         "tax-invoice",
-        "desk-tax-invoice",
         "E20261130-000042",
         "我们 开 出去 的 专 票",
     )

@@ -179,9 +179,7 @@ async def _claim(request: web.Request, state: AgentCallState) -> CallerForAgent 
     claimed = await request.config_dict[AGENTS].claim_next(agent, request.config_dict[CLOCK]())
     if claimed is None:
         return None
-    return CallerForAgent(
-        claimed.call_sid, claimed.desk, claimed.queue, claimed.ticket, claimed.transcript
-    )
+    return CallerForAgent(claimed.call_sid, claimed.desk, claimed.ticket, claimed.transcript)
 
 
 async def _take(request: web.Request, state: AgentCallState) -> Taken:
