@@ -72,23 +72,27 @@ class LineRedisStorage(RedisStorage):
 
 class MemorySessions(AbstractStorage):
     """Sessions of this process alone, by random id, expiring `max_age` after their last
-    save on the app's clock. At most `most` are kept (the login page opens one for every
-    visitor): past that, those saved longest ago go first."""
+    save on the app's clock. At most `most` people's sessions are kept, and apart from them
+    at most `most` visitors' (the login page opens one for every visitor): past that,
+    those saved longest ago go first."""
 
     def __init__(self, clock: Clock, *, most: int = 10_000, **cookie: Any) -> None:
         super().__init__(cookie_name=COOKIE, **cookie)
         self._clock = clock
         self._most = most
-        self._kept: OrderedDict[str, tuple[datetime, str]] = OrderedDict()  # id: until, data
+        # id: (until, data). Visitors' pre-sessions (a login form's token) apart from the
+        # people's: a flood of login forms pushes out only other forms, never a login.
+        self._people: OrderedDict[str, tuple[datetime, str]] = OrderedDict()
+        self._visitors: OrderedDict[str, tuple[datetime, str]] = OrderedDict()
 
     async def load_session(self, request: web.Request) -> Session:
         key = self.load_cookie(request)
-        kept = self._kept.get(key) if key else None
+        kept = (self._people.get(key) or self._visitors.get(key)) if key else None
         if key is None or kept is None:
             return Session(None, data=None, new=True, max_age=self.max_age)
         until, data = kept
         if until <= self._clock():
-            del self._kept[key]
+            self._forget(key)
             return Session(None, data=None, new=True, max_age=self.max_age)
         return Session(key, data=self._decoder(data), new=False, max_age=self.max_age)
 
@@ -98,17 +102,22 @@ class MemorySessions(AbstractStorage):
         key = session.identity
         if session.empty:
             if key is not None:
-                self._kept.pop(str(key), None)
+                self._forget(str(key))
             self.save_cookie(response, "", max_age=session.max_age)
             return
         key = new_token() if key is None else str(key)
         until = self._clock() + timedelta(seconds=session.max_age or self.max_age or 0)
+        self._forget(key)
+        kept = self._people if session.get(_USER) is not None else self._visitors
         # Stored encoded, as Redis would: a later change to the dict is not a saved change.
-        self._kept[key] = (until, self._encoder(self._get_session_data(session)))
-        self._kept.move_to_end(key)
-        while len(self._kept) > self._most:
-            self._kept.popitem(last=False)
+        kept[key] = (until, self._encoder(self._get_session_data(session)))
+        while len(kept) > self._most:
+            kept.popitem(last=False)
         self.save_cookie(response, key, max_age=session.max_age)
+
+    def _forget(self, key: str) -> None:
+        self._people.pop(key, None)
+        self._visitors.pop(key, None)
 
 
 def open_storage(settings: Settings, clock: Clock) -> tuple[AbstractStorage, Redis | None]:
